@@ -1,0 +1,83 @@
+"""Ingest: read reports, recover their structure (parts, numbered sections), cut faithful chunks.
+
+Entry point: :func:`ingest_paths`. Everything downstream receives the typed
+records of :mod:`ingest.records` (Document, Section, Chunk).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from ingest.chunking import ChunkingConfig, chunk_document
+from ingest.readers import UnreadableReport, find_report_files, read_report
+from ingest.records import Chunk, Document, IngestFailure, Section, Sentence
+from ingest.structure import parse_report
+from ingest.tokens import ModelWindow, TiktokenCounter
+
+__all__ = [
+    "Chunk", "Document", "IngestFailure", "IngestResult", "Section", "Sentence", "Chunker", "ingest_paths",
+]
+
+
+@dataclass
+class IngestResult:
+    documents: list[Document]
+    sections: list[Section]
+    chunks: list[Chunk]
+    failures: list[IngestFailure]
+
+
+class Chunker:
+    """Parses and chunks documents with one set of token counters (loaded once)."""
+
+    def __init__(self, config: ChunkingConfig, tiktoken_encoding: str, model_path: str):
+        self.config = config
+        self.count_tokens = TiktokenCounter(tiktoken_encoding)
+        self.window = ModelWindow(model_path)
+
+    @classmethod
+    def from_settings(cls, settings) -> "Chunker":
+        config = ChunkingConfig(settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_context)
+        return cls(config, settings.tiktoken_encoding, settings.resolved_model_path)
+
+    def parse(self, doc: Document) -> tuple[Document, list[Section], list[Chunk]]:
+        parsed = parse_report(doc.text, markdown=doc.format == "markdown")
+        doc = replace(doc, title=parsed.title or Path(doc.path).stem)
+        sections = [replace(s, document_id=doc.id) for s in parsed.sections]
+        chunks = chunk_document(
+            doc, parsed, sections, self.config, self.count_tokens, self.window, self.window.max_tokens
+        )
+        return doc, sections, chunks
+
+
+def ingest_paths(
+    paths: list[Path], chunker: Chunker, progress: Callable[[int, int, str], None] | None = None
+) -> IngestResult:
+    """Read, parse and chunk every report under ``paths``; bad files are reported, not raised."""
+    files, problems = find_report_files(paths)
+    result = IngestResult([], [], [], [IngestFailure(str(p), why) for p, why in problems])
+    seen_ids: dict[str, str] = {}
+    for n, path in enumerate(files, 1):
+        if progress:
+            progress(n, len(files), str(path))
+        try:
+            doc = read_report(path)
+        except UnreadableReport as exc:
+            result.failures.append(IngestFailure(str(path), str(exc)))
+            continue
+        except OSError as exc:
+            result.failures.append(IngestFailure(str(path), f"cannot read file: {exc.strerror or exc}"))
+            continue
+        if doc.id in seen_ids:
+            result.failures.append(IngestFailure(str(path), f"same document id as {seen_ids[doc.id]}; rename one"))
+            continue
+        seen_ids[doc.id] = str(path)
+        doc, sections, chunks = chunker.parse(doc)
+        if not chunks:
+            result.failures.append(IngestFailure(str(path), "no body text found after removing artifacts"))
+            continue
+        result.documents.append(doc)
+        result.sections.extend(sections)
+        result.chunks.extend(chunks)
+    return result

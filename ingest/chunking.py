@@ -1,0 +1,192 @@
+"""Cut sections into token-bounded chunks of whole sentences that map back to the source.
+
+A chunk never crosses a section boundary. Its budget counts the *embedded*
+text (section context + chunk) in tiktoken tokens, and the same text must also
+fit the embedding model's own window counted with its own tokenizer, so the
+embedder never truncates a chunk silently.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from ingest.records import Chunk, Document, Section, Sentence
+from ingest.structure import ParsedReport, clean_with_map
+
+Counter = Callable[[str], int]
+
+_ABBREVIATIONS = {
+    "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "no", "nos", "art", "arts", "fig", "figs", "vol",
+    "p", "pp", "para", "sec", "ch", "inc", "ltd", "co", "corp", "st", "jr", "sr", "u.s", "u.k", "u.n", "e.u", "jan",
+    "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "est", "op", "cf",
+}
+# A boundary: terminal punctuation, optional closing quotes/brackets, space, then something that starts a sentence.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    max_tokens: int
+    overlap_tokens: int
+    embed_context: str  # "none" | "section" | "path"
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans in ``text`` (a paragraph's clean text)."""
+    spans, start = [], 0
+    for m in _BOUNDARY.finditer(text):
+        before = text[start:m.start()].rstrip("\"'”’)]")
+        last_word = before.rsplit(" ", 1)[-1].rstrip(".!?").lower()
+        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
+            continue
+        spans.append((start, m.start() + len(text[m.start():m.end()].rstrip())))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    # strip trailing whitespace inside spans
+    return [(a, b) for a, b in ((a, a + len(text[a:b].rstrip())) for a, b in spans) if b > a]
+
+
+def context_for(section: Section, mode: str) -> str:
+    if mode == "none" or not section.path:
+        return ""
+    if mode == "path":
+        return " > ".join(section.path)
+    return section.title
+
+
+def embed_text_for(context: str, text: str) -> str:
+    return f"{context}\n{text}" if context else text
+
+
+def chunk_id(document_id: str, section_id: str, text: str) -> str:
+    return hashlib.sha256(f"{document_id}\x1f{section_id}\x1f{text}".encode()).hexdigest()[:20]
+
+
+@dataclass
+class _Sent:
+    char_start: int
+    char_end: int
+    text: str
+    tokens: int
+
+
+def _section_sentences(doc: Document, parsed: ParsedReport, section: Section, count: Counter) -> list[_Sent]:
+    out: list[_Sent] = []
+    for start, end in parsed.paragraphs.get(section.id, []):
+        clean, pos = clean_with_map(doc.text, parsed.mask, start, end)
+        for a, b in split_sentences(clean):
+            out.append(_Sent(pos[a], pos[b - 1] + 1, clean[a:b], count(clean[a:b])))
+    return out
+
+
+def _split_long(sent: _Sent, doc: Document, parsed: ParsedReport, budget: int, fits: Callable[[str], bool]) -> list[_Sent]:
+    """A sentence over budget is cut at word boundaries (rare: tables, run-on lists)."""
+    clean, pos = clean_with_map(doc.text, parsed.mask, sent.char_start, sent.char_end)
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", clean)]
+    pieces: list[_Sent] = []
+    i = 0
+    while i < len(words):
+        j = i + 1
+        while j < len(words) and fits(clean[words[i][0]:words[j][1]]):
+            j += 1
+        if j == i + 1 and not fits(clean[words[i][0]:words[i][1]]):
+            # A single "word" over budget (a URL, a hash): cut by characters.
+            a, b = words[i]
+            step = max(1, (b - a) // 2)
+            while step > 1 and not fits(clean[a:a + step]):
+                step //= 2
+            words[i:i + 1] = [(x, min(x + step, b)) for x in range(a, b, step)]
+            continue
+        a, b = words[i][0], words[j - 1][1]
+        pieces.append(_Sent(pos[a], pos[b - 1] + 1, clean[a:b], 0))
+        i = j
+    return pieces
+
+
+def chunk_document(
+    doc: Document,
+    parsed: ParsedReport,
+    sections: list[Section],
+    config: ChunkingConfig,
+    count_tokens: Counter,
+    count_model_tokens: Counter,
+    model_max_tokens: int,
+) -> list[Chunk]:
+    """All chunks of one document, in reading order."""
+    chunks: list[Chunk] = []
+    for section in sections:
+        context = context_for(section, config.embed_context)
+
+        def fits(text: str) -> bool:
+            full = embed_text_for(context, text)
+            return count_tokens(full) <= config.max_tokens and count_model_tokens(full) <= model_max_tokens
+
+        sentences: list[_Sent] = []
+        for sent in _section_sentences(doc, parsed, section, count_tokens):
+            sentences.extend([sent] if fits(sent.text) else _split_long(sent, doc, parsed, config.max_tokens, fits))
+        groups = _pack(sentences, fits, config.overlap_tokens, count_tokens)
+        for ordinal, group in enumerate(groups):
+            chunks.append(_make_chunk(doc, parsed, section, context, ordinal, group, count_tokens, count_model_tokens))
+    return chunks
+
+
+def _pack(sentences: list[_Sent], fits: Callable[[str], bool], overlap: int, count: Counter) -> list[list[_Sent]]:
+    """Greedy packing of whole sentences; optional overlap repeats trailing sentences."""
+    groups: list[list[_Sent]] = []
+    current: list[_Sent] = []
+    i = 0
+    while i < len(sentences):
+        candidate = current + [sentences[i]]
+        if fits(" ".join(s.text for s in candidate)):
+            current = candidate
+            i += 1
+            continue
+        groups.append(current)
+        carry: list[_Sent] = []
+        if overlap:
+            for s in reversed(current):
+                if sum(x.tokens for x in carry) + s.tokens > overlap:
+                    break
+                carry.insert(0, s)
+            # Overlap must never stop progress: the next sentence has to fit after the carry.
+            while carry and not fits(" ".join(s.text for s in carry + [sentences[i]])):
+                carry.pop(0)
+        current = carry
+        if not current and not fits(sentences[i].text):  # cannot happen after _split_long; guard anyway
+            raise ValueError("sentence exceeds chunk budget after splitting")
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _make_chunk(
+    doc: Document, parsed: ParsedReport, section: Section, context: str, ordinal: int,
+    group: list[_Sent], count_tokens: Counter, count_model_tokens: Counter,
+) -> Chunk:
+    start, end = group[0].char_start, group[-1].char_end
+    text, pos = clean_with_map(doc.text, parsed.mask, start, end)
+    sentences, cursor = [], 0
+    for s in group:
+        at = text.find(s.text, cursor)
+        sentences.append(Sentence(at, at + len(s.text), s.char_start, s.char_end))
+        cursor = at + len(s.text)
+    embed = embed_text_for(context, text)
+    return Chunk(
+        id=chunk_id(doc.id, section.id, text),
+        document_id=doc.id,
+        section_id=section.id,
+        section_title=section.title,
+        section_path=section.path,
+        ordinal=ordinal,
+        text=text,
+        embed_text=embed,
+        char_start=start,
+        char_end=end,
+        tokens=count_tokens(embed),
+        model_tokens=count_model_tokens(embed),
+        page=doc.page_at(start),
+        sentences=tuple(sentences),
+    )

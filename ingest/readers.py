@@ -1,0 +1,97 @@
+"""Read report files (Markdown, plain text, PDF) into Documents, with reasons for failures."""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from ingest.records import Document
+
+SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".pdf": "pdf"}
+# Joined between PDF pages: a run of blank lines, the same signature a page break leaves in converted Markdown.
+PAGE_SEPARATOR = "\n\n\n\n"
+
+
+class UnreadableReport(ValueError):
+    """A file that is not a usable report; the message says why."""
+
+
+def document_id_for(path: Path) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "report"
+
+
+def find_report_files(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand folders into supported files; return (files, [(path, reason)]) for what cannot be read."""
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            if not found:
+                problems.append((path, "folder holds no .md, .txt or .pdf files"))
+            files.extend(found)
+        elif path.is_file():
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(path)
+            else:
+                problems.append((path, f"unsupported file type {path.suffix or '(none)'}; use .md, .txt or .pdf"))
+        else:
+            problems.append((path, "no such file or folder"))
+    return files, problems
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise UnreadableReport("binary file (contains NUL bytes), not a text report")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableReport(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+
+
+def _read_pdf(path: Path) -> tuple[str, tuple[int, ...]]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise UnreadableReport(f"cannot read PDF: {exc}") from None
+    starts, parts, pos = [], [], 0
+    for i, page in enumerate(pages):
+        if i:
+            parts.append(PAGE_SEPARATOR)
+            pos += len(PAGE_SEPARATOR)
+        starts.append(pos)
+        parts.append(page)
+        pos += len(page)
+    return "".join(parts), tuple(starts)
+
+
+def read_report(path: Path) -> Document:
+    """Read one report file exactly as it is on disk (PDF: its extracted text)."""
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise UnreadableReport(f"unsupported file type {path.suffix or '(none)'}")
+    data = path.read_bytes()
+    page_starts: tuple[int, ...] = ()
+    if kind == "pdf":
+        if not data.startswith(b"%PDF"):
+            raise UnreadableReport("not a PDF file (missing %PDF header)")
+        text, page_starts = _read_pdf(path)
+        if not text.strip():
+            raise UnreadableReport("PDF has no extractable text (scanned images need OCR first)")
+    else:
+        text = _decode(data)
+    if not text.strip():
+        raise UnreadableReport("file is empty")
+    return Document(
+        id=document_id_for(path),
+        path=str(path),
+        title="",
+        text=text,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=kind,
+        page_starts=page_starts,
+    )

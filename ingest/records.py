@@ -1,0 +1,79 @@
+"""The typed records that flow from ingest to every later stage."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One report as read from disk. ``text`` is the original, untouched (PDF: extracted text)."""
+
+    id: str
+    path: str
+    title: str
+    text: str
+    sha256: str
+    format: str  # "markdown", "text" or "pdf"
+    page_starts: tuple[int, ...] = ()  # char offset where each page begins (PDF only)
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page holding ``offset``, or None when pages are unknown."""
+        if not self.page_starts:
+            return None
+        from bisect import bisect_right
+
+        return bisect_right(self.page_starts, offset)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A node of the recovered table of contents."""
+
+    id: str  # stable within the document, e.g. "p2.iv"
+    document_id: str
+    number: str  # as printed: "PART 2", "(IV)", "2.3", "" when unnumbered
+    title: str  # heading exactly as printed, Markdown markers removed; "" for the opening
+    path: tuple[str, ...]  # titles from the top level down to this section
+    level: int  # 0 for the untitled opening, 1 for top-level headings
+    parent_id: str | None
+    char_start: int  # heading start (opening: first body char)
+    char_end: int  # end of the section including its subsections
+    body_spans: tuple[tuple[int, int], ...] = ()  # the section's own paragraphs, original offsets
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence inside a chunk: offsets into the chunk text and into the original file."""
+
+    text_start: int
+    text_end: int
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A token-bounded run of whole sentences from a single section."""
+
+    id: str  # content hash of (document, section, text)
+    document_id: str
+    section_id: str
+    section_title: str
+    section_path: tuple[str, ...]
+    ordinal: int  # position within the section, from 0
+    text: str  # clean text: artifacts and Markdown markers removed, whitespace collapsed
+    embed_text: str  # what the embedder and BM25 see: section context + text
+    char_start: int
+    char_end: int
+    tokens: int  # tiktoken tokens of embed_text
+    model_tokens: int  # embedder word pieces of embed_text, special tokens included
+    page: int | None = None
+    sentences: tuple[Sentence, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class IngestFailure:
+    """A file that could not be ingested, and why (shown to the user, never raised past ingest)."""
+
+    path: str
+    reason: str

