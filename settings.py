@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     weight_dense: float = Field(1.0, ge=0.0)
     weight_bm25: float = Field(1.0, ge=0.0)
+    bm25_k1: float = Field(0.9, gt=0.0)
+    bm25_b: float = Field(0.4, ge=0.0, le=1.0)
     exact_search_max: int = Field(200_000, ge=0, description="Above this many chunks, FAISS uses HNSW.")
 
     # --- service ----------------------------------------------------------
@@ -61,6 +63,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     max_question_chars: int = Field(1000, ge=1)
     max_body_bytes: int = Field(16_384, ge=256)
+    query_cache_size: int = Field(1024, ge=0, description="Recent results kept (0 = no cache).")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
 
     @cached_property

@@ -1,0 +1,63 @@
+"""Index: embed chunks into FAISS, BM25 beside it, written atomically with a manifest; retrieval on top.
+
+Entry points: :func:`build_index` (ingest result → a new build on disk) and
+:func:`open_retriever` (the current build → a :class:`Retriever`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from index.embedder import Embedder, ModelUnavailable
+from index.retriever import (
+    MODES, AnswerabilityModel, FusionWeights, Hit, Query, Retriever, SearchResult, UnknownSection,
+)
+from index.store import BuildSettings, IndexUnavailable, LoadedIndex, load_index, read_manifest, stale_reasons, write_index
+from ingest import IngestResult
+
+__all__ = [
+    "MODES", "AnswerabilityModel", "BuildSettings", "Embedder", "FusionWeights", "Hit", "IndexUnavailable",
+    "LoadedIndex", "ModelUnavailable", "Query", "Retriever", "SearchResult", "UnknownSection", "build_index",
+    "load_current_index", "load_embedder", "open_retriever", "read_manifest", "stale_reasons",
+]
+
+
+def load_embedder(settings) -> Embedder:
+    return Embedder(settings.resolved_model_path, settings.torch_threads)
+
+
+def build_index(settings, result: IngestResult, embedder: Embedder,
+                progress: Callable[[str, int, int], None] | None = None) -> tuple[Path, dict]:
+    return write_index(
+        Path(settings.index_dir), result, embedder, BuildSettings.from_settings(settings),
+        settings.embed_batch_size, settings.exact_search_max, progress,
+    )
+
+
+def load_current_index(settings, verify: bool = True, mmap: bool = False) -> LoadedIndex:
+    """The current build, refused (IndexUnavailable) if built with another model or settings.
+    Checked before any model is loaded, so a bad index fails in a fraction of a second."""
+    from index.embedder import model_fingerprint
+
+    return load_index(Path(settings.index_dir), model_fingerprint(settings.resolved_model_path),
+                      BuildSettings.from_settings(settings), verify=verify, mmap=mmap)
+
+
+def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = None) -> Retriever:
+    """A retriever over ``loaded`` (default: the current build)."""
+    loaded = loaded or load_current_index(settings)
+    weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k)
+    return Retriever(loaded, embedder, weights, settings.candidates, load_answerability())
+
+
+def load_answerability() -> AnswerabilityModel:
+    """Coefficients fitted on the eval set (``reportqa eval --calibrate``), shipped beside this module."""
+    import json
+
+    path = Path(__file__).with_name("answerability.json")
+    if not path.is_file():
+        from index.retriever import DEFAULT_ANSWERABILITY
+
+        return DEFAULT_ANSWERABILITY
+    data = json.loads(path.read_text())
+    return AnswerabilityModel(data["weights"], data["bias"], data.get("threshold", 0.5))

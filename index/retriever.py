@@ -1,0 +1,236 @@
+"""Retrieval over a loaded index: dense, BM25, or both fused by weighted reciprocal rank.
+
+One public method, :meth:`Retriever.search`, turns a :class:`Query` into a
+:class:`SearchResult` of :class:`Hit` records, each with its highlights (the
+sentences that best answer) and an explanation of its score.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.embedder import Embedder
+from index.lexical import expand_acronyms, normalise
+from index.store import LoadedIndex
+from ingest import Chunk
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class Query:
+    question: str
+    k: int = 5
+    mode: str = "hybrid"
+    section: str | None = None  # a part or section id: restricts results to it and its subsections
+    document: str | None = None
+    group_by_section: bool = False
+
+
+@dataclass(frozen=True)
+class Highlight:
+    text: str
+    text_start: int  # offsets into the chunk text
+    text_end: int
+    char_start: int  # offsets into the original file
+    char_end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    dense_score: float | None
+    dense_rank: int | None
+    bm25_score: float | None
+    bm25_rank: int | None
+    fused_score: float | None
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    explanation: Explanation
+    highlights: tuple[Highlight, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    answerable: bool
+    confidence: float
+    expanded_question: str
+    features: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    dense: float = 1.0
+    bm25: float = 1.0
+    rrf_k: int = 60
+
+
+@dataclass(frozen=True)
+class AnswerabilityModel:
+    """Logistic model over retrieval features; coefficients fitted by ``reportqa eval --calibrate``."""
+
+    weights: dict[str, float]
+    bias: float
+    threshold: float = 0.5
+
+    def probability(self, features: dict[str, float]) -> float:
+        z = self.bias + sum(w * features.get(name, 0.0) for name, w in self.weights.items())
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+# A plain cosine threshold until calibrated (the bundled coefficients replace it).
+DEFAULT_ANSWERABILITY = AnswerabilityModel({"top_dense": 30.0}, -12.0)
+
+
+class UnknownSection(ValueError):
+    pass
+
+
+class Retriever:
+    def __init__(self, index: LoadedIndex, embedder: Embedder | None, weights: FusionWeights,
+                 candidates: int = 50, answerability: AnswerabilityModel = DEFAULT_ANSWERABILITY):
+        self.index = index
+        self.embedder = embedder
+        self.weights = weights
+        self.candidates = candidates
+        self.answerability = answerability
+        self.section_ids = {s.id for s in index.sections}
+        self.chunk_position = {c.id: i for i, c in enumerate(index.chunks)}
+        self._chunk_section = np.array([c.section_id for c in index.chunks], dtype=object)
+        self._chunk_document = np.array([c.document_id for c in index.chunks], dtype=object)
+
+    # -------------------------------------------------------------- filters
+    def allowed_ids(self, query: Query) -> np.ndarray | None:
+        if query.section is None and query.document is None:
+            return None
+        mask = np.ones(len(self.index.chunks), dtype=bool)
+        if query.section is not None:
+            if query.section not in self.section_ids:
+                raise UnknownSection(f"unknown section id {query.section!r}; GET /sections lists them")
+            prefix = query.section + "."
+            mask &= np.array([s == query.section or s.startswith(prefix) for s in self._chunk_section])
+        if query.document is not None:
+            mask &= self._chunk_document == query.document
+        return np.flatnonzero(mask)
+
+    # --------------------------------------------------------------- search
+    def encode(self, text: str) -> np.ndarray:
+        if self.embedder is None:
+            raise RuntimeError("dense retrieval needs an embedder")
+        return self.embedder.encode_query(text)
+
+    def search(self, query: Query, query_vector: np.ndarray | None = None) -> SearchResult:
+        if query.mode not in MODES:
+            raise ValueError(f"unknown mode {query.mode!r}; use one of {', '.join(MODES)}")
+        expanded = expand_acronyms(query.question, self.index.acronyms)
+        allowed = self.allowed_ids(query)
+        depth = max(self.candidates, query.k * (4 if query.group_by_section else 1))
+        if query_vector is None and query.mode != "bm25":
+            query_vector = self.encode(expanded)
+
+        dense_rank: dict[int, tuple[int, float]] = {}
+        if query.mode != "bm25" and (allowed is None or len(allowed)):
+            scores, ids = self.index.dense.search(query_vector, depth, allowed)
+            dense_rank = {int(i): (r, float(s)) for r, (s, i) in enumerate(zip(scores, ids), 1)}
+
+        bm25_rank: dict[int, tuple[int, float]] = {}
+        bm25_all = None
+        if query.mode != "dense":
+            bm25_all = self.index.lexical.scores(expanded)
+            candidates = bm25_all if allowed is None else np.full_like(bm25_all, -1.0)
+            if allowed is not None:
+                candidates[allowed] = bm25_all[allowed]
+            top = np.argsort(-candidates, kind="stable")[:depth]
+            bm25_rank = {int(i): (r, float(bm25_all[i])) for r, i in enumerate(top, 1) if candidates[i] > 0}
+
+        fused = self._fuse(query.mode, dense_rank, bm25_rank)
+        order = sorted(fused, key=lambda i: (-fused[i], i))
+        if query.group_by_section:
+            seen, grouped = set(), []
+            for i in order:
+                key = (self.index.chunks[i].document_id, self.index.chunks[i].section_id)
+                if key not in seen:
+                    seen.add(key)
+                    grouped.append(i)
+            order = grouped
+        order = order[:query.k]
+
+        hits = []
+        for i in order:
+            d, b = dense_rank.get(i), bm25_rank.get(i)
+            dense_score = d[1] if d else (float(self.index.dense.index.reconstruct(i) @ query_vector)
+                                          if query_vector is not None and self.index.dense.kind == "flat" else None)
+            explanation = Explanation(
+                dense_score=dense_score, dense_rank=d[0] if d else None,
+                bm25_score=(b[1] if b else (float(bm25_all[i]) if bm25_all is not None else None)),
+                bm25_rank=b[0] if b else None,
+                fused_score=fused[i] if query.mode == "hybrid" else None,
+            )
+            hits.append(Hit(self.index.chunks[i], fused[i], explanation, self._highlights(i, expanded, query_vector)))
+
+        features = self._features(dense_rank, bm25_rank, hits, query_vector)
+        confidence = self.answerability.probability(features)
+        return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
+
+    def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict) -> dict[int, float]:
+        if mode == "dense":
+            return {i: s for i, (_, s) in dense_rank.items()}
+        if mode == "bm25":
+            return {i: s for i, (_, s) in bm25_rank.items()}
+        w = self.weights
+        fused: dict[int, float] = {}
+        for ranks, weight in ((dense_rank, w.dense), (bm25_rank, w.bm25)):
+            for i, (rank, _) in ranks.items():
+                fused[i] = fused.get(i, 0.0) + weight / (w.rrf_k + rank)
+        return fused
+
+    # ----------------------------------------------------------- highlights
+    def _highlights(self, i: int, question: str, query_vector: np.ndarray | None) -> tuple[Highlight, ...]:
+        chunk = self.index.chunks[i]
+        if not chunk.sentences:
+            return ()
+        a, b = self.index.sentence_offsets[i], self.index.sentence_offsets[i + 1]
+        terms = set(normalise(question))
+        lexical = np.array([
+            len(terms & set(normalise(chunk.text[s.text_start:s.text_end]))) / (len(terms) or 1)
+            for s in chunk.sentences
+        ], dtype=np.float32)
+        if query_vector is not None and b > a:
+            scores = np.asarray(self.index.sentence_vectors[a:b], dtype=np.float32) @ query_vector + 0.1 * lexical
+        else:
+            scores = lexical
+        best = int(np.argmax(scores))
+        picked = [j for j in range(len(scores)) if scores[j] >= scores[best] - 0.02 and abs(j - best) <= 1]
+        out = []
+        for j in picked:
+            s = chunk.sentences[j]
+            out.append(Highlight(chunk.text[s.text_start:s.text_end], s.text_start, s.text_end,
+                                 s.char_start, s.char_end, float(scores[j])))
+        return tuple(out)
+
+    # --------------------------------------------------------- answerability
+    def _features(self, dense_rank: dict, bm25_rank: dict, hits: list[Hit], qv: np.ndarray | None) -> dict[str, float]:
+        top_dense = max((s for _, s in dense_rank.values()), default=0.0)
+        dense_sorted = sorted((s for _, s in dense_rank.values()), reverse=True)
+        top_bm25 = max((s for _, s in bm25_rank.values()), default=0.0)
+        best_sentence = max((h.highlights[0].score for h in hits if h.highlights), default=0.0)
+        top_d = min(dense_rank, key=lambda i: dense_rank[i][0]) if dense_rank else None
+        top_b = min(bm25_rank, key=lambda i: bm25_rank[i][0]) if bm25_rank else None
+        agree = float(top_d is not None and top_b is not None and
+                      self.index.chunks[top_d].section_id == self.index.chunks[top_b].section_id)
+        return {
+            "top_dense": float(top_dense),
+            "dense_margin": float(dense_sorted[0] - dense_sorted[min(4, len(dense_sorted) - 1)]) if dense_sorted else 0.0,
+            "top_bm25": float(math.log1p(top_bm25)),
+            "best_sentence": float(best_sentence),
+            "agree": agree,
+        }
+
+

@@ -1,0 +1,300 @@
+"""An index on disk: one folder per build, a manifest, and an atomic switch between builds.
+
+Layout::
+
+    <index_dir>/CURRENT              name of the build being served (replaced atomically)
+    <index_dir>/builds/<build>/      manifest.json, chunks.jsonl, sections.json, documents.json,
+                                     texts/<doc>.txt, dense.faiss, sentences.npy, bm25/, acronyms.json
+
+A build is written completely into a fresh folder, its files checksummed into
+the manifest, and only then named in ``CURRENT``; a crash at any point leaves
+the previous build intact and served. Loading verifies format version,
+checksums, model and chunking settings; nothing is loaded with pickle.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from index.dense import DenseIndex
+from index.embedder import Embedder
+from index.lexical import LexicalIndex, find_acronyms
+from ingest import Chunk, Document, IngestResult, Section, Sentence
+
+FORMAT_VERSION = 1
+KEEP_BUILDS = 2
+
+
+class IndexUnavailable(RuntimeError):
+    """The index cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """The settings an index is built with; a service must run with the same ones."""
+
+    tiktoken_encoding: str
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+    embed_context: str
+    bm25_k1: float
+    bm25_b: float
+
+    @classmethod
+    def from_settings(cls, s) -> "BuildSettings":
+        return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _chunk_to_json(chunk: Chunk) -> dict:
+    data = asdict(chunk)
+    data["sentences"] = [[s.text_start, s.text_end, s.char_start, s.char_end] for s in chunk.sentences]
+    return data
+
+
+def _chunk_from_json(data: dict) -> Chunk:
+    data = dict(data)
+    data["section_path"] = tuple(data["section_path"])
+    data["sentences"] = tuple(Sentence(*s) for s in data["sentences"])
+    return Chunk(**data)
+
+
+def _section_from_json(data: dict) -> Section:
+    data = dict(data)
+    data["path"] = tuple(data["path"])
+    data["body_spans"] = tuple(tuple(s) for s in data["body_spans"])
+    return Section(**data)
+
+
+def current_build(index_dir: Path) -> Path | None:
+    pointer = index_dir / "CURRENT"
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    build = index_dir / "builds" / name
+    return build if name and "/" not in name and build.is_dir() else None
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    build = current_build(index_dir)
+    if build is None or not (build / "manifest.json").is_file():
+        return None
+    try:
+        return json.loads((build / "manifest.json").read_text())
+    except ValueError:
+        return None
+
+
+def stale_reasons(index_dir: Path, sources: list[Document] | list[tuple[str, str]], build: BuildSettings,
+                  model_fingerprint: str) -> list[str]:
+    """Why the index in ``index_dir`` does not match these sources and settings ([] = up to date)."""
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        return ["no index built yet"]
+    reasons = []
+    if manifest.get("format_version") != FORMAT_VERSION:
+        reasons.append("index format changed")
+    if manifest.get("build_settings") != asdict(build):
+        reasons.append("chunking/BM25 settings changed")
+    if manifest.get("model", {}).get("fingerprint") != model_fingerprint:
+        reasons.append("embedding model changed")
+    built = {d["sha256"] for d in manifest.get("documents", [])}
+    wanted = {d.sha256 if isinstance(d, Document) else d[1] for d in sources}
+    if built != wanted:
+        reasons.append("report files changed")
+    return reasons
+
+
+def write_index(
+    index_dir: Path,
+    result: IngestResult,
+    embedder: Embedder,
+    build: BuildSettings,
+    batch_size: int,
+    exact_search_max: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Path, dict]:
+    """Embed and index ``result`` into a new build, then switch ``CURRENT`` to it. Returns (build dir, timings)."""
+    if not result.chunks:
+        raise IndexUnavailable("nothing to index: no chunks were produced")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    builds = index_dir / "builds"
+    builds.mkdir(exist_ok=True)
+    name = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    work = builds / f".partial-{name}"
+    work.mkdir()
+    timings: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        texts = [c.embed_text for c in result.chunks]
+        vectors = embedder.encode(texts, batch_size, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
+        sentences = [c.text[s.text_start:s.text_end] for c in result.chunks for s in c.sentences]
+        sentence_vectors = embedder.encode(
+            sentences, batch_size, (lambda d, n: progress("embed sentences", d, n)) if progress else None
+        )
+        timings["embed"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        dense = DenseIndex.build(vectors, exact_search_max)
+        dense.save(work / "dense.faiss")
+        np.save(work / "sentences.npy", sentence_vectors.astype(np.float16), allow_pickle=False)
+        lexical = LexicalIndex.build(texts, build.bm25_k1, build.bm25_b)
+        (work / "bm25").mkdir()
+        lexical.save(work / "bm25")
+        timings["index"] = time.perf_counter() - started
+
+        with (work / "chunks.jsonl").open("w") as fh:
+            for chunk in result.chunks:
+                fh.write(json.dumps(_chunk_to_json(chunk), ensure_ascii=False) + "\n")
+        _write_json(work / "sections.json", [asdict(s) for s in result.sections])
+        (work / "texts").mkdir()
+        docs = []
+        for doc in result.documents:
+            (work / "texts" / f"{doc.id}.txt").write_text(doc.text)
+            meta = {k: v for k, v in asdict(doc).items() if k != "text"}
+            meta["chunks"] = sum(1 for c in result.chunks if c.document_id == doc.id)
+            docs.append(meta)
+        _write_json(work / "documents.json", docs)
+        _write_json(work / "acronyms.json", find_acronyms([c.text for c in result.chunks]))
+
+        files = {
+            str(p.relative_to(work)): _sha256(p) for p in sorted(work.rglob("*")) if p.is_file()
+        }
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "build": name,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": {
+                "name": embedder.name,
+                "fingerprint": embedder.fingerprint,
+                "dimension": embedder.dimension,
+                "max_seq_length": embedder.max_seq_length,
+                "normalised": True,
+            },
+            "build_settings": asdict(build),
+            "dense": {"kind": dense.kind, "count": dense.size, "metric": "inner_product"},
+            "bm25": {"library": "bm25s", "method": "lucene", "vocabulary": len(lexical.vocabulary)},
+            "counts": {"documents": len(result.documents), "sections": len(result.sections),
+                       "chunks": len(result.chunks), "sentences": len(sentences)},
+            "documents": docs,
+            "files": files,
+        }
+        _write_json(work / "manifest.json", manifest)
+        final = builds / name
+        for path in work.rglob("*"):
+            if path.is_file():
+                with path.open("rb") as fh:
+                    os.fsync(fh.fileno())
+        os.rename(work, final)
+        _atomic_write_text(index_dir / "CURRENT", name + "\n")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    _prune_builds(index_dir, keep=name)
+    return final, timings
+
+
+def _prune_builds(index_dir: Path, keep: str) -> None:
+    builds = sorted((p for p in (index_dir / "builds").iterdir() if p.is_dir()), key=lambda p: p.name)
+    finished = [p for p in builds if not p.name.startswith(".partial-")]
+    for old in finished[:-KEEP_BUILDS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class LoadedIndex:
+    """Everything a retriever needs, read from one build."""
+
+    build_dir: Path
+    manifest: dict
+    chunks: list[Chunk]
+    sections: list[Section]
+    documents: dict[str, Document]
+    dense: DenseIndex
+    lexical: LexicalIndex
+    sentence_vectors: np.ndarray
+    sentence_offsets: np.ndarray  # chunk i's sentences are rows [offsets[i], offsets[i+1])
+    acronyms: dict[str, str]
+
+
+def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSettings | None,
+               verify: bool = True, mmap: bool = False) -> LoadedIndex:
+    """Load the current build, refusing (with a reason) anything missing, damaged or mismatched."""
+    build_dir = current_build(index_dir)
+    if build_dir is None:
+        raise IndexUnavailable(f"no index found in {index_dir}: run `reportqa ingest` first")
+    try:
+        manifest = json.loads((build_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        raise IndexUnavailable(f"index manifest in {build_dir.name} is missing or unreadable: re-run `reportqa ingest`") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexUnavailable(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: re-run `reportqa ingest`")
+    if model_fingerprint is not None and manifest["model"]["fingerprint"] != model_fingerprint:
+        raise IndexUnavailable(
+            f"index was built with model {manifest['model']['name']} ({manifest['model']['fingerprint']}), "
+            f"not the configured one ({model_fingerprint}): re-run `reportqa ingest` or change the model setting"
+        )
+    if build is not None and manifest["build_settings"] != asdict(build):
+        diff = {k: v for k, v in manifest["build_settings"].items() if asdict(build).get(k) != v}
+        raise IndexUnavailable(f"index was built with other chunking settings {diff}: re-run `reportqa ingest`")
+    if verify:
+        for rel, digest in manifest["files"].items():
+            path = build_dir / rel
+            if not path.is_file():
+                raise IndexUnavailable(f"index file {rel} is missing: re-run `reportqa ingest`")
+            if _sha256(path) != digest:
+                raise IndexUnavailable(f"index file {rel} is damaged or was modified (checksum mismatch): re-run `reportqa ingest`")
+    try:
+        chunks = [_chunk_from_json(json.loads(line)) for line in (build_dir / "chunks.jsonl").open()]
+        sections = [_section_from_json(s) for s in json.loads((build_dir / "sections.json").read_text())]
+        documents = {}
+        for meta in json.loads((build_dir / "documents.json").read_text()):
+            meta = {k: v for k, v in meta.items() if k != "chunks"}
+            meta["page_starts"] = tuple(meta["page_starts"])
+            text = (build_dir / "texts" / f"{meta['id']}.txt").read_text()
+            documents[meta["id"]] = Document(text=text, **meta)
+        dense = DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap)
+        lexical = LexicalIndex.load(build_dir / "bm25", mmap=mmap)
+        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
+        acronyms = json.loads((build_dir / "acronyms.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexUnavailable(f"index in {build_dir.name} cannot be read ({type(exc).__name__}): re-run `reportqa ingest`") from None
+    if dense.size != len(chunks) or lexical.size != len(chunks):
+        raise IndexUnavailable("index parts disagree on the number of chunks: re-run `reportqa ingest`")
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
+    if offsets[-1] != len(sentence_vectors):
+        raise IndexUnavailable("sentence vectors do not match the chunks: re-run `reportqa ingest`")
+    return LoadedIndex(build_dir, manifest, chunks, sections, documents, dense, lexical,
+                       sentence_vectors, offsets, acronyms)

@@ -1,0 +1,350 @@
+"""The HTTP API (FastAPI): questions in, cited passages out, plus the table of contents and a search page.
+
+The index and model are loaded before the app is built (see :func:`load_state`),
+so a server never starts on a missing or mismatched index; the lifespan only
+warms the model. Search runs in the thread pool (plain ``def`` routes), so the
+event loop keeps answering ``/healthz`` while questions are encoded.
+"""
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query as QueryParam, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from index import (
+    Embedder, Query, Retriever, SearchResult, UnknownSection, load_current_index, load_embedder, open_retriever,
+)
+from service import schemas
+from settings import Settings
+
+STATIC = Path(__file__).with_name("static")
+SECTION_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+CHUNK_ID = r"^[0-9a-f]{8,64}$"
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    embedder: Embedder
+    retriever: Retriever
+    ready: bool = False
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    cache: "QueryCache | None" = None
+
+
+class QueryCache:
+    """LRU of recent results: repeated questions (a linked GET /query, a refresh) skip the encoder."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._data: OrderedDict[Query, SearchResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Query) -> SearchResult | None:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        return None
+
+    def put(self, key: Query, value: SearchResult) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceState:
+    """Load model and index; raises IndexUnavailable / ModelUnavailable with a one-line reason."""
+    loaded = load_current_index(settings)
+    embedder = embedder or load_embedder(settings)
+    retriever = open_retriever(settings, embedder, loaded)
+    return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size))
+
+
+def _error(status: int, error: str, detail=None) -> JSONResponse:
+    return JSONResponse(schemas.ErrorResponse(error=error, detail=detail).model_dump(), status_code=status)
+
+
+class BodyLimit:
+    """Rejects request bodies over the limit (declared or streamed) before any parsing."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_big = _error(413, "request body too large", f"at most {self.max_bytes} bytes")
+        if declared is not None:
+            if not declared.isdigit():
+                return await _error(400, "invalid Content-Length header")(scope, receive, send)
+            if int(declared) > self.max_bytes:
+                return await too_big(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await too_big(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(state: ServiceState) -> FastAPI:
+    settings = state.settings
+    registry = state.registry
+    requests_total = Counter("reportqa_requests_total", "HTTP requests", ["route", "method", "status"], registry=registry)
+    latency = Histogram("reportqa_request_seconds", "HTTP request latency", ["route"], registry=registry,
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    Gauge("reportqa_index_chunks", "Chunks in the served index", registry=registry).set_function(
+        lambda: len(state.retriever.index.chunks))
+    Gauge("reportqa_index_documents", "Documents in the served index", registry=registry).set_function(
+        lambda: len(state.retriever.index.documents))
+    Gauge("reportqa_model_load_seconds", "Time to load the embedding model", registry=registry).set_function(
+        lambda: state.embedder.load_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.embedder.encode_query("warm-up")  # first encode pays one-off costs; not a user's query
+        state.ready = True
+        yield
+        state.ready = False
+
+    app = FastAPI(
+        title="ReportQA",
+        version="0.1.0",
+        description="Ask a report a question; get the passages that answer it, each with a checkable citation.",
+        lifespan=lifespan,
+    )
+    app.state.reportqa = state
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        latency.labels(name).observe(time.perf_counter() - started)
+        requests_total.labels(name, request.method, str(response.status_code)).inc()
+        return response
+
+    @app.middleware("http")
+    async def json_only(request: Request, call_next):
+        if request.method == "POST" and request.url.path == "/query":
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return _error(415, "unsupported content type", "send the question as JSON (Content-Type: application/json)")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError):
+        reasons = []
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":
+                return _error(400, "malformed JSON body", err.get("msg"))
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            reasons.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return _error(422, "invalid request", reasons)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception):
+        return _error(500, "internal error", "the server could not answer this request")
+
+    def get_state() -> ServiceState:
+        return state
+
+    def require_token(request: Request) -> None:
+        token = settings.api_token
+        if token is None:
+            return
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else ""
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    guarded = [Depends(require_token)]
+
+    def run_query(req: schemas.QueryRequest, st: ServiceState) -> schemas.QueryResponse:
+        question = req.question.strip()
+        if not question:
+            raise HTTPException(422, "question is empty: type a question")
+        if len(question) > st.settings.max_question_chars:
+            raise HTTPException(422, f"question is longer than {st.settings.max_question_chars} characters")
+        started = time.perf_counter()
+        query = Query(question, req.k, req.mode, req.section, req.document, req.group_by_section)
+        result = st.cache.get(query) if st.cache else None
+        if result is None:
+            try:
+                result = st.retriever.search(query)
+            except UnknownSection as exc:
+                raise HTTPException(422, str(exc)) from None
+            if st.cache:
+                st.cache.put(query, result)
+        documents = st.retriever.index.documents
+        passages = [_passage(hit, documents) for hit in result.hits]
+        return schemas.QueryResponse(
+            question=question, mode=req.mode, answerable=result.answerable, confidence=round(result.confidence, 4),
+            passages=passages, took_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+    @app.post("/query", response_model=schemas.QueryResponse, dependencies=guarded,
+              responses={400: {"model": schemas.ErrorResponse}, 413: {"model": schemas.ErrorResponse},
+                         415: {"model": schemas.ErrorResponse}, 422: {"model": schemas.ErrorResponse}})
+    def post_query(body: schemas.QueryRequest, st: ServiceState = Depends(get_state)):
+        return run_query(body, st)
+
+    @app.get("/query", response_model=schemas.QueryResponse, dependencies=guarded,
+             responses={422: {"model": schemas.ErrorResponse}})
+    def get_query(
+        q: str = QueryParam(..., max_length=100_000, description="The question."),
+        k: int = QueryParam(5, ge=1, le=50),
+        mode: schemas.Mode = QueryParam("hybrid"),
+        section: str | None = QueryParam(None, max_length=200),
+        document: str | None = QueryParam(None, max_length=200),
+        group_by_section: bool = QueryParam(False),
+        st: ServiceState = Depends(get_state),
+    ):
+        req = schemas.QueryRequest(question=q, k=k, mode=mode, section=section, document=document,
+                                   group_by_section=group_by_section)
+        return run_query(req, st)
+
+    @app.get("/sections", response_model=schemas.SectionsResponse, dependencies=guarded)
+    def list_sections(st: ServiceState = Depends(get_state)):
+        index = st.retriever.index
+        nodes: dict[tuple[str, str], schemas.SectionNode] = {}
+        roots: list[schemas.SectionNode] = []
+        for s in index.sections:
+            node = schemas.SectionNode(id=s.id, document=s.document_id, number=s.number,
+                                       title=s.title or "(opening, untitled)", level=s.level, children=[])
+            nodes[(s.document_id, s.id)] = node
+            parent = nodes.get((s.document_id, s.parent_id)) if s.parent_id else None
+            (parent.children if parent else roots).append(node)
+        docs = [{"id": d.id, "title": d.title} for d in index.documents.values()]
+        return schemas.SectionsResponse(documents=docs, sections=roots)
+
+    @app.get("/sections/{section_id}", response_model=schemas.SectionDetail, dependencies=guarded,
+             responses={404: {"model": schemas.ErrorResponse}})
+    def get_section(
+        section_id: str = PathParam(..., pattern=SECTION_ID),
+        document: str | None = QueryParam(None, max_length=200),
+        st: ServiceState = Depends(get_state),
+    ):
+        index = st.retriever.index
+        matches = [s for s in index.sections if s.id == section_id and (document is None or s.document_id == document)]
+        if not matches:
+            raise HTTPException(404, f"no section {section_id!r}; GET /sections lists them")
+        s = matches[0]
+        chunks = [c for c in index.chunks if c.document_id == s.document_id and c.section_id == s.id]
+        children = [c.id for c in index.sections if c.document_id == s.document_id and c.parent_id == s.id]
+        text = _section_text(index, s)
+        return schemas.SectionDetail(
+            id=s.id, document=s.document_id, number=s.number, title=s.title, path=list(s.path),
+            parent_id=s.parent_id, children=children, char_start=s.char_start, char_end=s.char_end,
+            text=text, chunks=[_span(c) for c in chunks],
+        )
+
+    @app.get("/passages/{chunk_id}", response_model=schemas.PassageDetail, dependencies=guarded,
+             responses={404: {"model": schemas.ErrorResponse}})
+    def get_passage(chunk_id: str = PathParam(..., pattern=CHUNK_ID), st: ServiceState = Depends(get_state)):
+        index = st.retriever.index
+        position = st.retriever.chunk_position.get(chunk_id)
+        if position is None:
+            raise HTTPException(404, f"no passage {chunk_id!r}")
+        chunk = index.chunks[position]
+
+        def neighbour(j: int):
+            if 0 <= j < len(index.chunks) and index.chunks[j].document_id == chunk.document_id \
+                    and index.chunks[j].section_id == chunk.section_id:
+                return _span(index.chunks[j])
+            return None
+
+        return schemas.PassageDetail(chunk=_span(chunk), citation=_citation(chunk, index.documents),
+                                     previous=neighbour(position - 1), next=neighbour(position + 1))
+
+    @app.get("/healthz", response_model=schemas.Health)
+    async def healthz():
+        return schemas.Health(status="ok")
+
+    @app.get("/readyz", response_model=schemas.Ready, responses={503: {"model": schemas.Ready}})
+    async def readyz(st: ServiceState = Depends(get_state)):
+        body = schemas.Ready(ready=st.ready, chunks=len(st.retriever.index.chunks), model=st.embedder.name,
+                             index_build=st.retriever.index.manifest.get("build", ""))
+        return JSONResponse(body.model_dump(), status_code=200 if st.ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics():
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app
+
+
+def _citation(chunk, documents) -> schemas.Citation:
+    doc = documents.get(chunk.document_id)
+    return schemas.Citation(
+        document=chunk.document_id, document_title=doc.title if doc else "", section_id=chunk.section_id,
+        section_title=chunk.section_title, section_path=list(chunk.section_path),
+        char_start=chunk.char_start, char_end=chunk.char_end, page=chunk.page,
+    )
+
+
+def _span(chunk) -> schemas.ChunkSpan:
+    return schemas.ChunkSpan(chunk_id=chunk.id, ordinal=chunk.ordinal, char_start=chunk.char_start,
+                             char_end=chunk.char_end, text=chunk.text)
+
+
+def _passage(hit, documents) -> schemas.Passage:
+    c = hit.chunk
+    e = hit.explanation
+    return schemas.Passage(
+        chunk_id=c.id, text=c.text, score=round(hit.score, 6), citation=_citation(c, documents),
+        highlights=[schemas.Highlight(text=h.text, start=h.text_start, end=h.text_end, char_start=h.char_start,
+                                      char_end=h.char_end, score=round(h.score, 4)) for h in hit.highlights],
+        explanation=schemas.Explanation(dense_score=e.dense_score, dense_rank=e.dense_rank, bm25_score=e.bm25_score,
+                                        bm25_rank=e.bm25_rank, fused_score=e.fused_score),
+    )
+
+
+def _section_text(index, section) -> str:
+    """The section's text once, even where overlapping chunks repeat sentences."""
+    parts, covered = [], -1
+    for c in index.chunks:
+        if c.document_id == section.document_id and c.section_id == section.id:
+            for s in c.sentences:
+                if s.char_start >= covered:
+                    parts.append(c.text[s.text_start:s.text_end])
+                    covered = s.char_end
+    return " ".join(parts)

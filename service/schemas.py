@@ -1,0 +1,124 @@
+"""Pydantic schemas for every request and response of the HTTP API."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["dense", "bm25", "hybrid"]
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., description="The question in plain language.", examples=["How is critical information infrastructure protected?"])
+    k: int = Field(5, ge=1, le=50, description="How many passages to return.")
+    mode: Mode = Field("hybrid", description="dense, bm25 or hybrid (both fused).")
+    section: str | None = Field(None, max_length=200, description="Only passages in this part or section id (and its subsections).")
+    document: str | None = Field(None, max_length=200, description="Only passages of this document id.")
+    group_by_section: bool = Field(False, description="At most one passage per section.")
+
+
+class Citation(BaseModel):
+    document: str
+    document_title: str
+    section_id: str
+    section_title: str
+    section_path: list[str]
+    char_start: int
+    char_end: int
+    page: int | None = None
+
+
+class Highlight(BaseModel):
+    text: str
+    start: int = Field(description="Offset into the passage text.")
+    end: int
+    char_start: int = Field(description="Offset into the original file.")
+    char_end: int
+    score: float
+
+
+class Explanation(BaseModel):
+    dense_score: float | None
+    dense_rank: int | None
+    bm25_score: float | None
+    bm25_rank: int | None
+    fused_score: float | None
+
+
+class Passage(BaseModel):
+    chunk_id: str
+    text: str
+    score: float
+    citation: Citation
+    highlights: list[Highlight]
+    explanation: Explanation
+
+
+class QueryResponse(BaseModel):
+    question: str
+    mode: Mode
+    answerable: bool
+    confidence: float = Field(description="Probability that the report answers the question.")
+    passages: list[Passage]
+    took_ms: float
+
+
+class SectionNode(BaseModel):
+    id: str
+    document: str
+    number: str
+    title: str
+    level: int
+    children: list["SectionNode"] = []
+
+
+class SectionsResponse(BaseModel):
+    documents: list[dict[str, str]]
+    sections: list[SectionNode]
+
+
+class ChunkSpan(BaseModel):
+    chunk_id: str
+    ordinal: int
+    char_start: int
+    char_end: int
+    text: str
+
+
+class SectionDetail(BaseModel):
+    id: str
+    document: str
+    number: str
+    title: str
+    path: list[str]
+    parent_id: str | None
+    children: list[str]
+    char_start: int
+    char_end: int
+    text: str = Field(description="The section's own text, as chunked (artifacts and markup removed).")
+    chunks: list[ChunkSpan]
+
+
+class PassageDetail(BaseModel):
+    chunk: ChunkSpan
+    citation: Citation
+    previous: ChunkSpan | None
+    next: ChunkSpan | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    chunks: int
+    model: str
+    index_build: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: str | list[str] | None = None

@@ -1,0 +1,111 @@
+"""Session-scoped fixtures: the real model, the bundled report's index and a real uvicorn server,
+each built once per test session and shared."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from settings import BUNDLED_REPORT, PROJECT_ROOT, Settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> Settings:
+    return Settings(index_dir=tmp_path_factory.mktemp("index"), reports=[BUNDLED_REPORT], port=free_port())
+
+
+@pytest.fixture(scope="session")
+def embedder(settings):
+    from index import load_embedder
+
+    return load_embedder(settings)
+
+
+@pytest.fixture(scope="session")
+def chunker(settings):
+    from ingest import Chunker
+
+    return Chunker.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def ingested(settings, chunker):
+    from ingest import ingest_paths
+
+    result = ingest_paths([BUNDLED_REPORT], chunker)
+    assert not result.failures
+    return result
+
+
+@pytest.fixture(scope="session")
+def built_index(settings, ingested, embedder):
+    from index import build_index
+
+    build_dir, _ = build_index(settings, ingested, embedder)
+    return build_dir
+
+
+@pytest.fixture(scope="session")
+def retriever(settings, built_index, embedder):
+    from index import open_retriever
+
+    return open_retriever(settings, embedder)
+
+
+class LiveServer:
+    def __init__(self, app, port: int):
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not become ready")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(settings, built_index, embedder):
+    """A real uvicorn server over HTTP on a free port, serving the bundled report's index."""
+    from service.app import create_app, load_state
+
+    state = load_state(settings, embedder)
+    live = LiveServer(create_app(state), settings.port).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture()
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+REPO = PROJECT_ROOT
+REPORT_PATH: Path = BUNDLED_REPORT
