@@ -122,8 +122,12 @@ def parse_numbering(heading: str, markdown: bool) -> Numbering | None:
 def _looks_like_plain_heading(line: _Line, prev_blank: bool, next_blank: bool) -> bool:
     """A standalone short line that starts with a numbering and does not read as a sentence."""
     text = line.text.strip()
-    if not (prev_blank and next_blank) or len(text) > 160:
+    if len(text) > 160:
         return False
+    if not (prev_blank and next_blank):
+        # PDF text has no blank lines around headings; only an explicit "Chapter 2 ..." line counts there.
+        numbering = parse_numbering(strip_markup(text), markdown=False)
+        return bool(numbering and numbering.style.startswith("kw:") and len(text) <= 120 and not _TERMINAL.search(text))
     bold = text.startswith("**") and text.endswith("**")
     heading = strip_markup(text)
     numbering = parse_numbering(heading, markdown=False)
@@ -264,7 +268,7 @@ def parse_report(doc_text: str, markdown: bool = True) -> ParsedReport:
         text = line.text.strip()
         if line.heading is None and _PAGE_NUMBER_LINE.match(text):
             remove(line, "page-number")
-        elif line.heading is None and re.sub(r"\d+", "#", text) in repeated:
+        elif line.heading is None and (re.sub(r"\d+", "#", text) in repeated or (norm_title and _norm(text) == norm_title)):
             remove(line, "running-header")
         elif line.heading is not None and not parse_numbering(line.heading, markdown):
             norm = _norm(line.heading)
