@@ -94,25 +94,36 @@ class BodyLimit:
                 return await _error(400, "invalid Content-Length header")(scope, receive, send)
             if int(declared) > self.max_bytes:
                 return await too_big(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        # Bodies are small (a question): buffer up to the limit, then replay to the app.
+        body, more = b"", True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge()
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await too_big(scope, receive, send)
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay(message), send)
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await too_big(scope, receive, send)
+        await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _replay(first: dict, then=None):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 
 
 def create_app(state: ServiceState) -> FastAPI:
