@@ -103,6 +103,7 @@ class Retriever:
         self.answerability = answerability
         self.section_ids = {s.id for s in index.sections}
         self.chunk_position = {c.id: i for i, c in enumerate(index.chunks)}
+        self._terms_cache: dict[int, list[frozenset[str]]] = {}  # chunk -> its sentences' BM25 terms
         self._chunk_section = np.array([c.section_id for c in index.chunks], dtype=object)
         self._chunk_document = np.array([c.document_id for c in index.chunks], dtype=object)
 
@@ -175,7 +176,7 @@ class Retriever:
             )
             hits.append(Hit(self.index.chunks[i], fused[i], explanation, self._highlights(i, expanded, query_vector)))
 
-        features = self._features(dense_rank, bm25_rank, hits, query_vector)
+        features = self._features(query.question, dense_rank, bm25_rank, hits)
         confidence = self.answerability.probability(features)
         return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
 
@@ -198,10 +199,8 @@ class Retriever:
             return ()
         a, b = self.index.sentence_offsets[i], self.index.sentence_offsets[i + 1]
         terms = set(normalise(question))
-        lexical = np.array([
-            len(terms & set(normalise(chunk.text[s.text_start:s.text_end]))) / (len(terms) or 1)
-            for s in chunk.sentences
-        ], dtype=np.float32)
+        lexical = np.array([len(terms & words) / (len(terms) or 1) for words in self._sentence_terms(i)],
+                           dtype=np.float32)
         if query_vector is not None and b > a:
             scores = np.asarray(self.index.sentence_vectors[a:b], dtype=np.float32) @ query_vector + 0.1 * lexical
         else:
@@ -215,8 +214,16 @@ class Retriever:
                                  s.char_start, s.char_end, float(scores[j])))
         return tuple(out)
 
+    def _sentence_terms(self, i: int) -> list[frozenset[str]]:
+        cached = self._terms_cache.get(i)
+        if cached is None:
+            chunk = self.index.chunks[i]
+            cached = [frozenset(normalise(chunk.text[s.text_start:s.text_end])) for s in chunk.sentences]
+            self._terms_cache[i] = cached
+        return cached
+
     # --------------------------------------------------------- answerability
-    def _features(self, dense_rank: dict, bm25_rank: dict, hits: list[Hit], qv: np.ndarray | None) -> dict[str, float]:
+    def _features(self, question: str, dense_rank: dict, bm25_rank: dict, hits: list[Hit]) -> dict[str, float]:
         top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         dense_sorted = sorted((s for _, s in dense_rank.values()), reverse=True)
         top_bm25 = max((s for _, s in bm25_rank.values()), default=0.0)
@@ -225,7 +232,12 @@ class Retriever:
         top_b = min(bm25_rank, key=lambda i: bm25_rank[i][0]) if bm25_rank else None
         agree = float(top_d is not None and top_b is not None and
                       self.index.chunks[top_d].section_id == self.index.chunks[top_b].section_id)
+        terms = normalise(question)
+        known = [t for t in terms if self.index.lexical.query_terms(t)]
+        top_terms = set().union(*self._sentence_terms(self.chunk_position[hits[0].chunk.id])) if hits else set()
         return {
+            "missing_terms": float(len(terms) - len(known)) / (len(terms) or 1),
+            "top_coverage": float(len({t for t in terms if t in top_terms})) / (len(set(terms)) or 1),
             "top_dense": float(top_dense),
             "dense_margin": float(dense_sorted[0] - dense_sorted[min(4, len(dense_sorted) - 1)]) if dense_sorted else 0.0,
             "top_bm25": float(math.log1p(top_bm25)),
