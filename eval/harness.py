@@ -121,7 +121,7 @@ def evaluate_mode(retriever: Retriever, questions: list[EvalQuestion], mode: str
         ranked, result = ranked_sections(retriever, q.question, mode, depth)
         run[q.id] = ranked
         answerable_flags[q.id] = result.answerable
-        details[q.id] = {"features": result.features, "confidence": result.confidence}
+        details[q.id] = {"features": result.features, "confidence": result.confidence, "ranked": ranked}
         if progress:
             progress(f"eval {mode}", n, len(questions))
     report = score_questions(mode, questions, run)

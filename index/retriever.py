@@ -133,23 +133,10 @@ class Retriever:
         expanded = expand_acronyms(query.question, self.index.acronyms)
         allowed = self.allowed_ids(query)
         depth = max(self.candidates, query.k * (4 if query.group_by_section else 1))
-        if query_vector is None and query.mode != "bm25":
+        if query_vector is None:
+            # Encoded in every mode: the no-answer signal needs both retrievers' views.
             query_vector = self.encode(expanded)
-
-        dense_rank: dict[int, tuple[int, float]] = {}
-        if query.mode != "bm25" and (allowed is None or len(allowed)):
-            scores, ids = self.index.dense.search(query_vector, depth, allowed)
-            dense_rank = {int(i): (r, float(s)) for r, (s, i) in enumerate(zip(scores, ids), 1)}
-
-        bm25_rank: dict[int, tuple[int, float]] = {}
-        bm25_all = None
-        if query.mode != "dense":
-            bm25_all = self.index.lexical.scores(expanded)
-            candidates = bm25_all if allowed is None else np.full_like(bm25_all, -1.0)
-            if allowed is not None:
-                candidates[allowed] = bm25_all[allowed]
-            top = np.argsort(-candidates, kind="stable")[:depth]
-            bm25_rank = {int(i): (r, float(bm25_all[i])) for r, i in enumerate(top, 1) if candidates[i] > 0}
+        dense_rank, bm25_rank, bm25_all = self._rank(expanded, query_vector, allowed, depth)
 
         fused = self._fuse(query.mode, dense_rank, bm25_rank)
         order = sorted(fused, key=lambda i: (-fused[i], i))
@@ -167,18 +154,40 @@ class Retriever:
         for i in order:
             d, b = dense_rank.get(i), bm25_rank.get(i)
             dense_score = d[1] if d else (float(self.index.dense.index.reconstruct(i) @ query_vector)
-                                          if query_vector is not None and self.index.dense.kind == "flat" else None)
+                                          if self.index.dense.kind == "flat" else None)
             explanation = Explanation(
                 dense_score=dense_score, dense_rank=d[0] if d else None,
-                bm25_score=(b[1] if b else (float(bm25_all[i]) if bm25_all is not None else None)),
+                bm25_score=b[1] if b else float(bm25_all[i]),
                 bm25_rank=b[0] if b else None,
                 fused_score=fused[i] if query.mode == "hybrid" else None,
             )
             hits.append(Hit(self.index.chunks[i], fused[i], explanation, self._highlights(i, expanded, query_vector)))
 
-        features = self._features(query.question, dense_rank, bm25_rank, hits)
+        # Whether the *report* answers does not depend on the filter or mode: judge it on the unfiltered hybrid view.
+        if allowed is not None:
+            dense_rank, bm25_rank, _ = self._rank(expanded, query_vector, None, depth)
+        hybrid = self._fuse("hybrid", dense_rank, bm25_rank)
+        top = min(hybrid, key=lambda i: (-hybrid[i], i)) if hybrid else None
+        features = self._features(query.question, expanded, query_vector, dense_rank, bm25_rank, top)
         confidence = self.answerability.probability(features)
         return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
+
+    def _rank(self, expanded: str, query_vector: np.ndarray, allowed: np.ndarray | None, depth: int):
+        """Each retriever's top ``depth`` as {chunk: (rank, score)}, plus all BM25 scores."""
+        dense_rank: dict[int, tuple[int, float]] = {}
+        if allowed is None or len(allowed):
+            scores, ids = self.index.dense.search(query_vector, depth, allowed)
+            dense_rank = {int(i): (r, float(s)) for r, (s, i) in enumerate(zip(scores, ids), 1)}
+        bm25_all = self.index.lexical.scores(expanded)
+        candidates = bm25_all
+        if allowed is not None:
+            candidates = np.full_like(bm25_all, -1.0)
+            candidates[allowed] = bm25_all[allowed]
+        top = np.argpartition(-candidates, min(depth, len(candidates) - 1))[:depth] if len(candidates) > depth else \
+            np.arange(len(candidates))
+        top = top[np.argsort(-candidates[top], kind="stable")]
+        bm25_rank = {int(i): (r, float(bm25_all[i])) for r, i in enumerate(top, 1) if candidates[i] > 0}
+        return dense_rank, bm25_rank, bm25_all
 
     def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict) -> dict[int, float]:
         if mode == "dense":
@@ -223,18 +232,20 @@ class Retriever:
         return cached
 
     # --------------------------------------------------------- answerability
-    def _features(self, question: str, dense_rank: dict, bm25_rank: dict, hits: list[Hit]) -> dict[str, float]:
+    def _features(self, question: str, expanded: str, query_vector: np.ndarray, dense_rank: dict,
+                  bm25_rank: dict, top: int | None) -> dict[str, float]:
         top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         dense_sorted = sorted((s for _, s in dense_rank.values()), reverse=True)
         top_bm25 = max((s for _, s in bm25_rank.values()), default=0.0)
-        best_sentence = max((h.highlights[0].score for h in hits if h.highlights), default=0.0)
+        best = self._highlights(top, expanded, query_vector) if top is not None else ()
+        best_sentence = best[0].score if best else 0.0
         top_d = min(dense_rank, key=lambda i: dense_rank[i][0]) if dense_rank else None
         top_b = min(bm25_rank, key=lambda i: bm25_rank[i][0]) if bm25_rank else None
         agree = float(top_d is not None and top_b is not None and
                       self.index.chunks[top_d].section_id == self.index.chunks[top_b].section_id)
         terms = normalise(question)
         known = [t for t in terms if self.index.lexical.query_terms(t)]
-        top_terms = set().union(*self._sentence_terms(self.chunk_position[hits[0].chunk.id])) if hits else set()
+        top_terms = set().union(*self._sentence_terms(top)) if top is not None else set()
         return {
             "missing_terms": float(len(terms) - len(known)) / (len(terms) or 1),
             "top_coverage": float(len({t for t in terms if t in top_terms})) / (len(set(terms)) or 1),

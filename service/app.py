@@ -73,8 +73,8 @@ def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceS
     return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size))
 
 
-def _error(status: int, error: str, detail=None) -> JSONResponse:
-    return JSONResponse(schemas.ErrorResponse(error=error, detail=detail).model_dump(), status_code=status)
+def _error(status: int, error: str, detail: list[str] | None = None) -> JSONResponse:
+    return JSONResponse(schemas.ErrorResponse(error=error, detail=detail or []).model_dump(), status_code=status)
 
 
 class BodyLimit:
@@ -88,7 +88,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        too_big = _error(413, "request body too large", f"at most {self.max_bytes} bytes")
+        too_big = _error(413, f"request body too large: at most {self.max_bytes} bytes")
         if declared is not None:
             if not declared.isdigit():
                 return await _error(400, "invalid Content-Length header")(scope, receive, send)
@@ -170,7 +170,7 @@ def create_app(state: ServiceState) -> FastAPI:
         if request.method == "POST" and request.url.path == "/query":
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype != "application/json":
-                return _error(415, "unsupported content type", "send the question as JSON (Content-Type: application/json)")
+                return _error(415, "unsupported content type: send the question as JSON (Content-Type: application/json)")
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
@@ -178,10 +178,10 @@ def create_app(state: ServiceState) -> FastAPI:
         reasons = []
         for err in exc.errors():
             if err.get("type") == "json_invalid":
-                return _error(400, "malformed JSON body", err.get("msg"))
+                return _error(400, f"malformed JSON body: {err.get('msg')}")
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
             reasons.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return _error(422, "invalid request", reasons)
+        return _error(422, f"invalid request: {reasons[0]}" if reasons else "invalid request", reasons)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException):
@@ -189,7 +189,7 @@ def create_app(state: ServiceState) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception):
-        return _error(500, "internal error", "the server could not answer this request")
+        return _error(500, "internal error: the server could not answer this request")
 
     def get_state() -> ServiceState:
         return state
@@ -255,8 +255,8 @@ def create_app(state: ServiceState) -> FastAPI:
         nodes: dict[tuple[str, str], schemas.SectionNode] = {}
         roots: list[schemas.SectionNode] = []
         for s in index.sections:
-            node = schemas.SectionNode(id=s.id, document=s.document_id, number=s.number,
-                                       title=s.title or "(opening, untitled)", level=s.level, children=[])
+            node = schemas.SectionNode(id=s.id, document=s.document_id, number=s.number, title=s.title,
+                                       label=_label(s), level=s.level, children=[])
             nodes[(s.document_id, s.id)] = node
             parent = nodes.get((s.document_id, s.parent_id)) if s.parent_id else None
             (parent.children if parent else roots).append(node)
@@ -277,11 +277,12 @@ def create_app(state: ServiceState) -> FastAPI:
         s = matches[0]
         chunks = [c for c in index.chunks if c.document_id == s.document_id and c.section_id == s.id]
         children = [c.id for c in index.sections if c.document_id == s.document_id and c.parent_id == s.id]
-        text = _section_text(index, s)
+        text, spans = _section_text(chunks, s)
         return schemas.SectionDetail(
-            id=s.id, document=s.document_id, number=s.number, title=s.title, path=list(s.path),
+            id=s.id, document=s.document_id, number=s.number, title=s.title, label=_label(s), path=list(s.path),
             parent_id=s.parent_id, children=children, char_start=s.char_start, char_end=s.char_end,
-            text=text, chunks=[_span(c) for c in chunks],
+            text=text, chunks=[schemas.SectionChunk(**_span(c).model_dump(), text_start=a, text_end=b)
+                               for c, (a, b) in zip(chunks, spans)],
         )
 
     @app.get("/passages/{chunk_id}", response_model=schemas.PassageDetail, dependencies=guarded,
@@ -349,13 +350,29 @@ def _passage(hit, documents) -> schemas.Passage:
     )
 
 
-def _section_text(index, section) -> str:
-    """The section's text once, even where overlapping chunks repeat sentences."""
-    parts, covered = [], -1
-    for c in index.chunks:
-        if c.document_id == section.document_id and c.section_id == section.id:
-            for s in c.sentences:
-                if s.char_start >= covered:
-                    parts.append(c.text[s.text_start:s.text_end])
-                    covered = s.char_end
-    return " ".join(parts)
+def _label(section) -> str:
+    return section.title or "Opening (untitled)"
+
+
+def _section_text(chunks, section) -> tuple[str, list[tuple[int, int]]]:
+    """The section's text once (overlapping chunks repeat sentences), paragraphs kept apart, and each
+    chunk's span in that text."""
+    paragraphs = section.body_spans
+    out, spans, covered, para = "", [], -1, None
+    for c in chunks:
+        start = None
+        for sent in c.sentences:
+            if sent.char_start >= covered:
+                here = next((n for n, (a, b) in enumerate(paragraphs) if a <= sent.char_start < b), para)
+                sep = "" if not out else (" " if here == para else "\n\n")
+                out += sep
+                if start is None:
+                    start = len(out)
+                out += c.text[sent.text_start:sent.text_end]
+                covered, para = sent.char_end, here
+            elif start is None:
+                # An overlapped sentence: the chunk starts where that sentence already stands.
+                found = out.find(c.text[sent.text_start:sent.text_end])
+                start = found if found >= 0 else len(out)
+        spans.append((start if start is not None else len(out), len(out)))
+    return out, spans

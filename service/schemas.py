@@ -70,6 +70,7 @@ class SectionNode(BaseModel):
     document: str
     number: str
     title: str
+    label: str = Field(description="Display name: the title, or a description for the untitled opening.")
     level: int
     children: list["SectionNode"] = []
 
@@ -82,9 +83,14 @@ class SectionsResponse(BaseModel):
 class ChunkSpan(BaseModel):
     chunk_id: str
     ordinal: int
-    char_start: int
+    char_start: int = Field(description="Offset into the original file.")
     char_end: int
     text: str
+
+
+class SectionChunk(ChunkSpan):
+    text_start: int = Field(description="Where this chunk starts in the section's `text`.")
+    text_end: int
 
 
 class SectionDetail(BaseModel):
@@ -97,8 +103,9 @@ class SectionDetail(BaseModel):
     children: list[str]
     char_start: int
     char_end: int
-    text: str = Field(description="The section's own text, as chunked (artifacts and markup removed).")
-    chunks: list[ChunkSpan]
+    label: str = Field(description="Display name: the title, or a description for the untitled opening.")
+    text: str = Field(description="The section's own text (artifacts and markup removed); paragraphs separated by a blank line.")
+    chunks: list[SectionChunk]
 
 
 class PassageDetail(BaseModel):
@@ -120,5 +127,5 @@ class Ready(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    error: str
-    detail: str | list[str] | None = None
+    error: str = Field(description="What is wrong, in words a person can act on.")
+    detail: list[str] = Field([], description="Every problem found, when there are several.")

@@ -1,5 +1,6 @@
 """Every route and every bad-input case, against a real uvicorn server over HTTP."""
 import json
+import re
 import threading
 import time
 
@@ -66,7 +67,11 @@ def test_sections_tree_section_and_passage(client):
     assert [c["id"] for c in p2["children"]][:2] == ["p2.i", "p2.ii"] and len(p2["children"]) == 10
     section = client.get("/sections/p2.iv").json()
     assert section["title"] == "(IV) Enhancing the Protection of Critical Information Infrastructure"
-    assert section["chunks"] and section["chunks"][0]["text"] in section["text"]
+    assert section["label"] == section["title"] and "\n\n" in section["text"]
+    for chunk in section["chunks"]:
+        shown = section["text"][chunk["text_start"]:chunk["text_end"]]
+        assert re.sub(r"\s+", " ", shown) == chunk["text"]
+    assert client.get("/sections/opening").json()["label"] == "Opening (untitled)"
     middle = section["chunks"][1]["chunk_id"]
     passage = client.get(f"/passages/{middle}").json()
     assert passage["chunk"]["chunk_id"] == middle
