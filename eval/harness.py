@@ -279,6 +279,7 @@ def run_beir(folder: Path, retriever_factory, modes: list[str], split: str = "te
 
 def beir_retriever(settings, embedder):
     """A Retriever over a BEIR corpus built in memory with the product's own index classes."""
+    from index.backends import FaissBackend
     from index.dense import DenseIndex
     from index.lexical import LexicalIndex
     from index.retriever import FusionWeights
@@ -294,8 +295,8 @@ def beir_retriever(settings, embedder):
         loaded = LoadedIndex(
             build_dir=Path("."), manifest={}, chunks=chunks, sections=[],
             documents={"beir": Document("beir", "", "BEIR", "", "", "text")},
-            dense=DenseIndex.build(vectors, settings.exact_search_max),
-            lexical=LexicalIndex.build(texts, settings.bm25_k1, settings.bm25_b),
+            backend=FaissBackend(DenseIndex.build(vectors, settings.exact_search_max),
+                                 LexicalIndex.build(texts, settings.bm25_k1, settings.bm25_b)),
             sentence_vectors=np.zeros((0, vectors.shape[1]), dtype=np.float16),
             sentence_offsets=np.zeros(len(chunks) + 1, dtype=np.int64), acronyms={},
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.embedder import Embedder
+from index.backends import ChunkFilter
 from index.lexical import expand_acronyms, normalise
 from index.store import LoadedIndex
 from ingest import Chunk
@@ -108,9 +109,9 @@ class Retriever:
         self._chunk_document = np.array([c.document_id for c in index.chunks], dtype=object)
 
     # -------------------------------------------------------------- filters
-    def allowed_ids(self, query: Query) -> np.ndarray | None:
+    def chunk_filter(self, query: Query) -> ChunkFilter:
         if query.section is None and query.document is None:
-            return None
+            return ChunkFilter()
         mask = np.ones(len(self.index.chunks), dtype=bool)
         if query.section is not None:
             if query.section not in self.section_ids:
@@ -119,7 +120,7 @@ class Retriever:
             mask &= np.array([s == query.section or s.startswith(prefix) for s in self._chunk_section])
         if query.document is not None:
             mask &= self._chunk_document == query.document
-        return np.flatnonzero(mask)
+        return ChunkFilter(query.section, query.document, np.flatnonzero(mask))
 
     # --------------------------------------------------------------- search
     def encode(self, text: str) -> np.ndarray:
@@ -131,15 +132,18 @@ class Retriever:
         if query.mode not in MODES:
             raise ValueError(f"unknown mode {query.mode!r}; use one of {', '.join(MODES)}")
         expanded = expand_acronyms(query.question, self.index.acronyms)
-        allowed = self.allowed_ids(query)
+        where = self.chunk_filter(query)
         depth = max(self.candidates, query.k * (4 if query.group_by_section else 1))
         if query_vector is None:
             # Encoded in every mode: the no-answer signal needs both retrievers' views.
             query_vector = self.encode(expanded)
-        dense_rank, bm25_rank, bm25_all = self._rank(expanded, query_vector, allowed, depth)
+        ranking = self.index.backend.rank(expanded, query_vector, where, depth, hybrid=query.mode == "hybrid")
+        dense_rank, bm25_rank = ranking.dense, ranking.bm25
 
         fused = self._fuse(query.mode, dense_rank, bm25_rank)
         order = sorted(fused, key=lambda i: (-fused[i], i))
+        if query.mode == "hybrid" and ranking.fused is not None:
+            order = ranking.fused  # the engine fused the two lists itself
         if query.group_by_section:
             seen, grouped = set(), []
             for i in order:
@@ -153,41 +157,25 @@ class Retriever:
         hits = []
         for i in order:
             d, b = dense_rank.get(i), bm25_rank.get(i)
-            dense_score = d[1] if d else (float(self.index.dense.index.reconstruct(i) @ query_vector)
-                                          if self.index.dense.kind == "flat" else None)
+            dense_score = d[1] if d else self.index.backend.dense_score(i, query_vector)
             explanation = Explanation(
                 dense_score=dense_score, dense_rank=d[0] if d else None,
-                bm25_score=b[1] if b else float(bm25_all[i]),
+                bm25_score=b[1] if b else (float(ranking.bm25_scores[i]) if ranking.bm25_scores is not None else None),
                 bm25_rank=b[0] if b else None,
                 fused_score=fused[i] if query.mode == "hybrid" else None,
             )
-            hits.append(Hit(self.index.chunks[i], fused[i], explanation, self._highlights(i, expanded, query_vector)))
+            hits.append(Hit(self.index.chunks[i], fused.get(i, 0.0), explanation,
+                            self._highlights(i, expanded, query_vector)))
 
         # Whether the *report* answers does not depend on the filter or mode: judge it on the unfiltered hybrid view.
-        if allowed is not None:
-            dense_rank, bm25_rank, _ = self._rank(expanded, query_vector, None, depth)
+        if where.active:
+            unfiltered = self.index.backend.rank(expanded, query_vector, ChunkFilter(), depth)
+            dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
         hybrid = self._fuse("hybrid", dense_rank, bm25_rank)
         top = min(hybrid, key=lambda i: (-hybrid[i], i)) if hybrid else None
         features = self._features(query.question, expanded, query_vector, dense_rank, bm25_rank, top)
         confidence = self.answerability.probability(features)
         return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
-
-    def _rank(self, expanded: str, query_vector: np.ndarray, allowed: np.ndarray | None, depth: int):
-        """Each retriever's top ``depth`` as {chunk: (rank, score)}, plus all BM25 scores."""
-        dense_rank: dict[int, tuple[int, float]] = {}
-        if allowed is None or len(allowed):
-            scores, ids = self.index.dense.search(query_vector, depth, allowed)
-            dense_rank = {int(i): (r, float(s)) for r, (s, i) in enumerate(zip(scores, ids), 1)}
-        bm25_all = self.index.lexical.scores(expanded)
-        candidates = bm25_all
-        if allowed is not None:
-            candidates = np.full_like(bm25_all, -1.0)
-            candidates[allowed] = bm25_all[allowed]
-        top = np.argpartition(-candidates, min(depth, len(candidates) - 1))[:depth] if len(candidates) > depth else \
-            np.arange(len(candidates))
-        top = top[np.argsort(-candidates[top], kind="stable")]
-        bm25_rank = {int(i): (r, float(bm25_all[i])) for r, i in enumerate(top, 1) if candidates[i] > 0}
-        return dense_rank, bm25_rank, bm25_all
 
     def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict) -> dict[int, float]:
         if mode == "dense":
@@ -244,10 +232,10 @@ class Retriever:
         agree = float(top_d is not None and top_b is not None and
                       self.index.chunks[top_d].section_id == self.index.chunks[top_b].section_id)
         terms = normalise(question)
-        known = [t for t in terms if self.index.lexical.query_terms(t)]
+        known, total = self.index.backend.known_terms(question)
         top_terms = set().union(*self._sentence_terms(top)) if top is not None else set()
         return {
-            "missing_terms": float(len(terms) - len(known)) / (len(terms) or 1),
+            "missing_terms": float(total - known) / (total or 1),
             "top_coverage": float(len({t for t in terms if t in top_terms})) / (len(set(terms)) or 1),
             "top_dense": float(top_dense),
             "dense_margin": float(dense_sorted[0] - dense_sorted[min(4, len(dense_sorted) - 1)]) if dense_sorted else 0.0,

@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from index.backends import FaissBackend, SearchBackend
 from index.dense import DenseIndex
 from index.embedder import Embedder
 from index.lexical import LexicalIndex, find_acronyms
@@ -241,8 +242,7 @@ class LoadedIndex:
     chunks: list[Chunk]
     sections: list[Section]
     documents: dict[str, Document]
-    dense: DenseIndex
-    lexical: LexicalIndex
+    backend: "SearchBackend"
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # chunk i's sentences are rows [offsets[i], offsets[i+1])
     acronyms: dict[str, str]
@@ -284,17 +284,16 @@ def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSetti
             meta["page_starts"] = tuple(meta["page_starts"])
             text = (build_dir / "texts" / f"{meta['id']}.txt").read_text()
             documents[meta["id"]] = Document(text=text, **meta)
-        dense = DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap)
-        lexical = LexicalIndex.load(build_dir / "bm25", mmap=mmap)
+        backend = FaissBackend(DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap),
+                               LexicalIndex.load(build_dir / "bm25", mmap=mmap))
         sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
         acronyms = json.loads((build_dir / "acronyms.json").read_text())
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexUnavailable(f"index in {build_dir.name} cannot be read ({type(exc).__name__}): re-run `reportqa ingest`") from None
-    if dense.size != len(chunks) or lexical.size != len(chunks):
+    if backend.size != len(chunks) or backend.lexical.size != len(chunks):
         raise IndexUnavailable("index parts disagree on the number of chunks: re-run `reportqa ingest`")
     offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
     if offsets[-1] != len(sentence_vectors):
         raise IndexUnavailable("sentence vectors do not match the chunks: re-run `reportqa ingest`")
-    return LoadedIndex(build_dir, manifest, chunks, sections, documents, dense, lexical,
-                       sentence_vectors, offsets, acronyms)
+    return LoadedIndex(build_dir, manifest, chunks, sections, documents, backend, sentence_vectors, offsets, acronyms)
