@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     reports: list[Path] = Field([BUNDLED_REPORT], description="Reports `make run` ingests by default.")
     model_path: str = Field("", description="Local sentence-transformers model folder; empty = bundled MiniLM.")
 
+    # --- where the vectors live -------------------------------------------
+    backend: Literal["faiss", "milvus"] = Field("faiss", description="faiss: files in index_dir; milvus: a collection.")
+    milvus_uri: str = Field("", description="Milvus Lite file path, or http://host:19530 for a server/cluster; "
+                                            "empty = <index_dir>/milvus.db")
+    milvus_token: SecretStr | None = Field(None, description="Milvus auth token (user:password or API key).")
+    milvus_collection: str = Field("reportqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+
     # --- chunking ---------------------------------------------------------
     tiktoken_encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunk budgets.")
     chunk_tokens: int = Field(160, ge=16, le=2048, description="Max tiktoken tokens per chunk (incl. context).")
@@ -74,5 +81,6 @@ class Settings(BaseSettings):
         """Settings as plain JSON-able values, secrets masked."""
         data = self.model_dump(mode="json")
         data["api_token"] = "***" if self.api_token else None
+        data["milvus_token"] = "***" if self.milvus_token else None
         data["resolved_model_path"] = self.resolved_model_path
         return data

@@ -476,20 +476,22 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="reportqa-bench-"))
         self.results["meta"] = self._meta()
         try:
-            self._section("ingest", self.section_ingest)
-            self._section("encode", self.section_encode)
-            self._section("e2e", self.section_e2e)
-            self._section("throughput", self.section_throughput)
+            try:
+                self._section("ingest", self.section_ingest)
+                self._section("encode", self.section_encode)
+                self._section("e2e", self.section_e2e)
+                self._section("throughput", self.section_throughput)
+            finally:
+                if self.server is not None:
+                    _log("stopping the server")
+                    self.server.stop()
+                    self.server = None
+            self._section("embedding", self.section_embedding)
+            self.state = None
+            gc.collect()
+            self._section("scaling", self.section_scaling)
         finally:
-            if self.server is not None:
-                _log("stopping the server")
-                self.server.stop()
-                self.server = None
-        self._section("embedding", self.section_embedding)
-        self.state = None
-        gc.collect()
-        self._section("scaling", self.section_scaling)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+            shutil.rmtree(self.tmp, ignore_errors=True)
         total = time.perf_counter() - started
         million_seconds = self.results.get("scaling", {}).get("million_seconds", 0.0) or 0.0
         self.results["meta"].update({
