@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     max_question_chars: int = Field(1000, ge=1)
     max_body_bytes: int = Field(16_384, ge=256)
+    request_timeout_s: float = Field(15.0, gt=0.0, description="Per-request time limit for /query.")
     query_cache_size: int = Field(1024, ge=0, description="Recent results kept (0 = no cache).")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
 

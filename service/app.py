@@ -7,6 +7,7 @@ event loop keeps answering ``/healthz`` while questions are encoded.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
@@ -17,12 +18,14 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query as QueryParam, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index import (
-    Embedder, Query, Retriever, SearchResult, UnknownSection, load_current_index, load_embedder, open_retriever,
+    Embedder, IndexUnavailable, Query, Retriever, SearchResult, UnknownSection, load_current_index, load_embedder,
+    open_retriever,
 )
 from service import schemas
 from settings import Settings
@@ -40,6 +43,20 @@ class ServiceState:
     ready: bool = False
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     cache: "QueryCache | None" = None
+    reloads: int = 0
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reload(self) -> tuple[str, str]:
+        """Load the current build and swap it in. Requests already running keep the retriever they
+        started with; new ones get the new one. Raises IndexUnavailable (old index stays) on a bad build."""
+        with self.reload_lock:
+            previous = self.retriever.index.manifest.get("build", "")
+            loaded = load_current_index(self.settings)
+            self.retriever = open_retriever(self.settings, self.embedder, loaded)
+            if self.cache:
+                self.cache.clear()
+            self.reloads += 1
+            return previous, loaded.manifest.get("build", "")
 
 
 class QueryCache:
@@ -47,17 +64,21 @@ class QueryCache:
 
     def __init__(self, size: int):
         self.size = size
-        self._data: OrderedDict[Query, SearchResult] = OrderedDict()
+        self._data: OrderedDict[tuple, SearchResult] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Query) -> SearchResult | None:
+    def get(self, key: tuple) -> SearchResult | None:
         with self._lock:
             if key in self._data:
                 self._data.move_to_end(key)
                 return self._data[key]
         return None
 
-    def put(self, key: Query, value: SearchResult) -> None:
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def put(self, key: tuple, value: SearchResult) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -212,16 +233,18 @@ def create_app(state: ServiceState) -> FastAPI:
         if len(question) > st.settings.max_question_chars:
             raise HTTPException(422, f"question is longer than {st.settings.max_question_chars} characters")
         started = time.perf_counter()
+        retriever = st.retriever  # one index for the whole request, even if a reload swaps it meanwhile
         query = Query(question, req.k, req.mode, req.section, req.document, req.group_by_section)
-        result = st.cache.get(query) if st.cache else None
+        key = (retriever.index.manifest.get("build", ""), query)
+        result = st.cache.get(key) if st.cache else None
         if result is None:
             try:
-                result = st.retriever.search(query)
+                result = retriever.search(query)
             except UnknownSection as exc:
                 raise HTTPException(422, str(exc)) from None
             if st.cache:
-                st.cache.put(query, result)
-        documents = st.retriever.index.documents
+                st.cache.put(key, result)
+        documents = retriever.index.documents
         passages = [_passage(hit, documents) for hit in result.hits]
         return schemas.QueryResponse(
             question=question, mode=req.mode, answerable=result.answerable, confidence=round(result.confidence, 4),
@@ -231,12 +254,12 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.post("/query", response_model=schemas.QueryResponse, dependencies=guarded,
               responses={400: {"model": schemas.ErrorResponse}, 413: {"model": schemas.ErrorResponse},
                          415: {"model": schemas.ErrorResponse}, 422: {"model": schemas.ErrorResponse}})
-    def post_query(body: schemas.QueryRequest, st: ServiceState = Depends(get_state)):
-        return run_query(body, st)
+    async def post_query(body: schemas.QueryRequest, st: ServiceState = Depends(get_state)):
+        return await bounded(run_query, body, st)
 
     @app.get("/query", response_model=schemas.QueryResponse, dependencies=guarded,
              responses={422: {"model": schemas.ErrorResponse}})
-    def get_query(
+    async def get_query(
         q: str = QueryParam(..., max_length=100_000, description="The question."),
         k: int = QueryParam(5, ge=1, le=50),
         mode: schemas.Mode = QueryParam("hybrid"),
@@ -247,7 +270,30 @@ def create_app(state: ServiceState) -> FastAPI:
     ):
         req = schemas.QueryRequest(question=q, k=k, mode=mode, section=section, document=document,
                                    group_by_section=group_by_section)
-        return run_query(req, st)
+        return await bounded(run_query, req, st)
+
+    async def bounded(fn, *args):
+        """Run CPU-bound work in the thread pool (the event loop stays free) under the per-request limit."""
+        try:
+            return await asyncio.wait_for(run_in_threadpool(fn, *args), timeout=settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise HTTPException(503, f"no answer within {settings.request_timeout_s:g} s; the server is busy, try again") from None
+
+    def require_admin(request: Request) -> None:
+        if settings.api_token is None:
+            raise HTTPException(403, "admin routes are disabled: start the server with REPORTQA_API_TOKEN set")
+        require_token(request)
+
+    @app.post("/admin/reload", response_model=schemas.ReloadResponse, dependencies=[Depends(require_admin)],
+              responses={401: {"model": schemas.ErrorResponse}, 403: {"model": schemas.ErrorResponse},
+                         409: {"model": schemas.ErrorResponse}})
+    async def admin_reload(st: ServiceState = Depends(get_state)):
+        try:
+            previous, build = await run_in_threadpool(st.reload)
+        except IndexUnavailable as exc:
+            raise HTTPException(409, f"kept the current index: {exc}") from None
+        return schemas.ReloadResponse(previous_build=previous, build=build, chunks=len(st.retriever.index.chunks),
+                                      reloads=st.reloads)
 
     @app.get("/sections", response_model=schemas.SectionsResponse, dependencies=guarded)
     def list_sections(st: ServiceState = Depends(get_state)):
@@ -288,8 +334,9 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.get("/passages/{chunk_id}", response_model=schemas.PassageDetail, dependencies=guarded,
              responses={404: {"model": schemas.ErrorResponse}})
     def get_passage(chunk_id: str = PathParam(..., pattern=CHUNK_ID), st: ServiceState = Depends(get_state)):
-        index = st.retriever.index
-        position = st.retriever.chunk_position.get(chunk_id)
+        retriever = st.retriever
+        index = retriever.index
+        position = retriever.chunk_position.get(chunk_id)
         if position is None:
             raise HTTPException(404, f"no passage {chunk_id!r}")
         chunk = index.chunks[position]

@@ -180,9 +180,27 @@ def cmd_serve(args) -> int:
         raise CliError(f"refusing to bind {settings.host}: pass --allow-remote to serve beyond this machine", EXIT_USAGE)
     state = load_state(settings)
     app = create_app(state)
+    _reload_on_sighup(state)
     print(f"serving {len(state.retriever.index.chunks)} chunks on http://{settings.host}:{settings.port}", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def _reload_on_sighup(state) -> None:
+    """`kill -HUP <pid>` swaps in the index's current build without a restart (like POST /admin/reload)."""
+    import signal
+    import threading
+
+    from index import IndexUnavailable
+
+    def reload() -> None:
+        try:
+            previous, build = state.reload()
+            print(f"reloaded index: {previous} -> {build}", file=sys.stderr)
+        except IndexUnavailable as exc:
+            print(f"reload refused, kept the current index: {exc}", file=sys.stderr)
+
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True).start())
 
 
 def cmd_sections(args) -> int:

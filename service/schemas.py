@@ -126,6 +126,13 @@ class Ready(BaseModel):
     index_build: str
 
 
+class ReloadResponse(BaseModel):
+    previous_build: str
+    build: str
+    chunks: int
+    reloads: int
+
+
 class ErrorResponse(BaseModel):
     error: str = Field(description="What is wrong, in words a person can act on.")
     detail: list[str] = Field([], description="Every problem found, when there are several.")
