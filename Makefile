@@ -8,14 +8,20 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup setup-dev browser ingest eval bench clean
+.PHONY: run test setup setup-dev browser audit ingest eval bench clean
 
 run: setup ## set up, (re)build the index if missing or stale, serve on 127.0.0.1:8000
 	$(BIN)/reportqa ingest --if-stale
 	$(BIN)/reportqa serve --host $(HOST) --port $(PORT)
 
-test: setup-dev browser ## set up and run the whole test suite
+test: setup-dev browser ## set up and run the whole test suite (and report known vulnerabilities)
 	$(BIN)/python -m pytest -q
+	-@$(MAKE) --no-print-directory audit
+
+# Reports only: where PyPI's per-release JSON is unreachable, pip-audit says what it could not check.
+audit:
+	@echo "pip-audit (pinned dependencies):"
+	-@timeout 300 $(BIN)/pip-audit --local --progress-spinner off 2>&1 | tail -n 40
 
 setup: $(STAMP)
 

@@ -225,6 +225,7 @@ def create_app(state: ServiceState) -> FastAPI:
             raise HTTPException(401, "missing or wrong bearer token")
 
     guarded = [Depends(require_token)]
+    QueryBody = schemas.query_request_model(settings.max_question_chars)
 
     def run_query(req: schemas.QueryRequest, st: ServiceState) -> schemas.QueryResponse:
         question = req.question.strip()
@@ -251,16 +252,21 @@ def create_app(state: ServiceState) -> FastAPI:
             passages=passages, took_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
-    @app.post("/query", response_model=schemas.QueryResponse, dependencies=guarded,
-              responses={400: {"model": schemas.ErrorResponse}, 413: {"model": schemas.ErrorResponse},
-                         415: {"model": schemas.ErrorResponse}, 422: {"model": schemas.ErrorResponse}})
     async def post_query(body: schemas.QueryRequest, st: ServiceState = Depends(get_state)):
         return await bounded(run_query, body, st)
+
+    # The body model is built at run time (its documented length follows the settings), so it is
+    # attached here rather than through a string annotation.
+    post_query.__annotations__["body"] = QueryBody
+    app.post("/query", response_model=schemas.QueryResponse, dependencies=guarded,
+             responses={400: {"model": schemas.ErrorResponse}, 413: {"model": schemas.ErrorResponse},
+                        415: {"model": schemas.ErrorResponse}, 422: {"model": schemas.ErrorResponse}})(post_query)
 
     @app.get("/query", response_model=schemas.QueryResponse, dependencies=guarded,
              responses={422: {"model": schemas.ErrorResponse}})
     async def get_query(
-        q: str = QueryParam(..., max_length=100_000, description="The question."),
+        q: str = QueryParam(..., max_length=100_000, description="The question (not blank).",
+                            json_schema_extra=schemas.question_schema(settings.max_question_chars)),
         k: int = QueryParam(5, ge=1, le=50),
         mode: schemas.Mode = QueryParam("hybrid"),
         section: str | None = QueryParam(None, max_length=200),

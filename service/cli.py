@@ -50,7 +50,8 @@ def _settings(args):
     overrides = {}
     for flag, field in (("index", "index_dir"), ("model", "model_path"), ("host", "host"), ("port", "port"),
                         ("chunk_tokens", "chunk_tokens"), ("overlap", "chunk_overlap_tokens"),
-                        ("embed_context", "embed_context")):
+                        ("embed_context", "embed_context"),
+                        ("backend", "backend"), ("milvus_uri", "milvus_uri"), ("milvus_collection", "milvus_collection")):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[field] = value
@@ -83,7 +84,8 @@ def cmd_ingest(args) -> int:
             except Exception:  # unreadable files are reported by the real ingest below
                 pass
         reasons = stale_reasons(Path(settings.index_dir), sources, BuildSettings.from_settings(settings),
-                                model_fingerprint(settings.resolved_model_path))
+                                model_fingerprint(settings.resolved_model_path),
+                                backend=settings.backend, collection=settings.milvus_collection)
         if not reasons:
             print(f"index in {settings.index_dir} is up to date; nothing to do", file=sys.stderr)
             return 0
@@ -254,7 +256,7 @@ EXAMPLES = {
            '  reportqa ask "data flows" --k 3 --section p3 --json',
     "serve": "examples:\n  reportqa serve\n  reportqa serve --port 8080 --index /srv/reportqa/index",
     "eval": "examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json out.json\n"
-            "  reportqa eval --beir ../shared/benchmarks/scifact",
+            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus",
     "sections": "examples:\n  reportqa sections\n  reportqa sections --index /srv/reportqa/index",
     "config": "examples:\n  reportqa config\n  REPORTQA_CHUNK_TOKENS=200 reportqa config",
     "bench": "examples:\n  reportqa bench\n  reportqa bench --quick --json bench.json\n  reportqa bench --scale 10000,100000",
@@ -286,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--backend", choices=["faiss", "milvus"], help="where vectors and BM25 live (default faiss)")
+    p.add_argument("--milvus-uri", metavar="URI", help="Milvus Lite file (*.db) or http://host:19530 "
+                   "(default <index>/milvus.db; token: REPORTQA_MILVUS_TOKEN)")
+    p.add_argument("--milvus-collection", metavar="NAME", help="Milvus collection (default reportqa)")
 
     p = command("ask", "Print the passages that best answer a question, with citations.", cmd_ask)
     p.add_argument("question")
@@ -312,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", action="store_true", help="fit the no-answer model on the eval set and save it")
     p.add_argument("--misses", type=int, default=20, help="misses to list per mode (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--backends", metavar="LIST", help="score the current build on each backend side by side, "
+                   "e.g. faiss,milvus (default: the one it was built for)")
+    p.add_argument("--milvus-uri", metavar="URI", help="Milvus Lite file (*.db) or http://host:19530 for --backends")
+    p.add_argument("--milvus-collection", metavar="NAME", help="Milvus collection for --backends")
 
     p = command("sections", "Print the recovered table of contents as a tree with ids.", cmd_sections)
 

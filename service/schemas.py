@@ -19,6 +19,23 @@ class QueryRequest(BaseModel):
     group_by_section: bool = Field(False, description="At most one passage per section.")
 
 
+def question_schema(max_chars: int) -> dict:
+    """What the API documents about a question. Checked by the service itself, so the error says it in words."""
+    return {"minLength": 1, "maxLength": max_chars, "pattern": r"\S"}
+
+
+def query_request_model(max_chars: int) -> type[QueryRequest]:
+    """QueryRequest whose documented question length follows the configured limit."""
+    from pydantic import create_model
+
+    return create_model(
+        "QueryRequest", __base__=QueryRequest,
+        question=(str, Field(..., description="The question in plain language (not blank).",
+                             examples=["How is critical information infrastructure protected?"],
+                             json_schema_extra=question_schema(max_chars))),
+    )
+
+
 class Citation(BaseModel):
     document: str
     document_title: str
