@@ -15,8 +15,8 @@ run: setup ## set up, (re)build the index if missing or stale, serve on 127.0.0.
 	$(BIN)/reportqa serve --host $(HOST) --port $(PORT)
 
 test: setup-dev browser ## set up and run the whole test suite (and report known vulnerabilities)
-	$(BIN)/python -m pytest -q
 	-@$(MAKE) --no-print-directory audit
+	$(BIN)/python -m pytest -q
 
 # Reports only: where PyPI's per-release JSON is unreachable, pip-audit says what it could not check.
 audit:

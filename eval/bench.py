@@ -1275,10 +1275,10 @@ class Bench:
 
         meta = self.results["meta"]
         if self.plan.quick:
-            took = meta["total_seconds"] - self._model_load_seconds()
+            took = meta["total_seconds_without_1m"] - self._model_load_seconds()
             add(f"quick run < {TARGET_QUICK_SECONDS} s (excluding model load)",
                 "met" if took < TARGET_QUICK_SECONDS else "NOT met", round(took, 1),
-                f"total {meta['total_seconds']} s, model loads {self._model_load_seconds():.1f} s")
+                f"total {meta['total_seconds']} s incl. any 1M case, model loads {self._model_load_seconds():.1f} s")
         else:
             took = meta["total_seconds_without_1m"]
             add(f"full run (without 1M) < {TARGET_FULL_SECONDS // 60} min", "met" if took < TARGET_FULL_SECONDS

@@ -402,6 +402,10 @@ def run_cli(args, settings) -> int:
             Path(args.json).write_text(json.dumps(results, indent=2))
         return 0
 
+    backends = [b.strip() for b in (getattr(args, "backends", None) or "").split(",") if b.strip()]
+    if backends:  # --- milvus backend (issue 7): the same build on each backend, side by side ---
+        return run_backends_cli(args, settings, embedder, backends, modes, progress)
+
     retriever = open_retriever(settings, embedder, load_current_index(settings))
     questions = load_questions(Path(args.questions) if args.questions else QUESTIONS)
     problems = validate_questions(questions, retriever.index)
@@ -446,4 +450,96 @@ def run_cli(args, settings) -> int:
                 print(f"below baseline: {d}", file=sys.stderr)
             return 1
         print("\nall metrics at or above eval/baseline.json")
+    return 0
+
+
+# ------------------------------------------------ backends side by side (issue 7)
+
+BACKENDS = ("faiss", "milvus")
+
+
+def backend_views(settings, names: list[str], progress=None) -> dict[str, object]:
+    """The current build served by each named backend: the one it was built for as loaded, the other made from
+    the same chunks and vectors (Milvus: synced into ``settings``' collection, a no-op when already there;
+    FAISS: built in memory from the vectors read back from Milvus)."""
+    from index import load_current_index, milvus_target
+    from index.milvus import faiss_from_loaded, milvus_from_loaded
+
+    loaded = load_current_index(settings)
+    views = {}
+    for name in names:
+        if name == loaded.backend.kind:
+            views[name] = loaded
+        elif name == "milvus":
+            views[name], _ = milvus_from_loaded(loaded, milvus_target(settings), settings.exact_search_max, progress)
+        else:
+            views[name] = faiss_from_loaded(loaded, settings.exact_search_max)
+    return views
+
+
+def format_backends_table(by_backend: dict[str, list[ModeReport]], questions: int) -> str:
+    """One row per (mode, backend), backends of a mode next to each other, then the difference to the first."""
+    names = list(by_backend)
+    lines = [f"{'mode':<10}{'backend':<9}{'n':>4}" + "".join(f"{c:>10}" for c in COLUMNS)
+             + f"{'reject-unans':>14}{'keep-ans':>10}{'ms/query':>10}"]
+    modes = [r.mode for r in by_backend[names[0]]]
+    for mode in modes:
+        rows = {b: next(r for r in by_backend[b] if r.mode == mode) for b in names}
+        for b, r in rows.items():
+            na = r.no_answer
+            lines.append(f"{mode:<10}{b:<9}{int(r.metrics['n']):>4}" + "".join(f"{r.metrics[c]:>10.3f}" for c in COLUMNS)
+                         + (f"{na['unanswerable_rejected']:>14.3f}{na['answerable_kept']:>10.3f}" if na else f"{'-':>14}{'-':>10}")
+                         + f"{1000 * r.seconds / max(questions, 1):>10.1f}")
+        first = rows[names[0]]
+        for b in names[1:]:
+            r = rows[b]
+            diff = "".join(f"{r.metrics[c] - first.metrics[c]:>+10.3f}" for c in COLUMNS)
+            na = (f"{r.no_answer['unanswerable_rejected'] - first.no_answer['unanswerable_rejected']:>+14.3f}"
+                  f"{r.no_answer['answerable_kept'] - first.no_answer['answerable_kept']:>+10.3f}") if r.no_answer else ""
+            lines.append(f"{'':<10}{'Δ ' + b:<9}{'':>4}" + diff + na)
+    return "\n".join(lines)
+
+
+def run_backends_cli(args, settings, embedder, backends: list[str], modes: list[str], progress) -> int:
+    """``reportqa eval --backends faiss,milvus``: every mode on every backend over the same build."""
+    from index import open_retriever
+    from service.cli import CliError
+
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise CliError(f"unknown backend {unknown[0]!r}; use {' or '.join(BACKENDS)}", 2)
+    if args.calibrate or args.write_baseline:
+        raise CliError("--calibrate and --write-baseline take one backend; drop --backends", 2)
+    views = backend_views(settings, list(dict.fromkeys(backends)), progress)
+    questions = load_questions(Path(args.questions) if args.questions else QUESTIONS)
+    first = next(iter(views.values()))
+    problems = validate_questions(questions, first)
+    if problems:
+        raise CliError(f"eval set has {len(problems)} problem(s), first: {problems[0]}", 3)
+    by_backend: dict[str, list[ModeReport]] = {}
+    for name, loaded in views.items():
+        retriever = open_retriever(settings, embedder, loaded)
+        by_backend[name], _ = run_report(retriever, questions, modes, progress, with_baseline=False)
+    print(f"eval set: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
+          f"section-level metrics, one build ({first.manifest.get('build', '')}) on each backend")
+    for name, loaded in views.items():
+        where = (f"collection {loaded.manifest.get('collection')} at {loaded.manifest.get('uri')}"
+                 if loaded.backend.kind == "milvus" else "FAISS + bm25s in process")
+        print(f"  {name}: {where}")
+    print()
+    print(format_backends_table(by_backend, len(questions)))
+    for name, reports in by_backend.items():
+        hybrid = [r for r in reports if r.mode == "hybrid"]
+        if hybrid and args.misses:
+            print(f"\n[{name}] " + format_misses(hybrid[0], args.misses))
+    if args.json:
+        Path(args.json).write_text(json.dumps({b: [asdict(r) for r in rs] for b, rs in by_backend.items()}, indent=2))
+    if args.check_baseline:
+        baseline = json.loads(BASELINE.read_text())
+        drops = [f"{b} {d}" for b, rs in by_backend.items() for d in check_baseline(rs, baseline)]
+        if drops:
+            for d in drops:
+                print(f"below baseline: {d}", file=sys.stderr)
+            return 1
+        print("\nall metrics at or above eval/baseline.json on every backend")
     return 0

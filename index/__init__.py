@@ -18,7 +18,7 @@ from ingest import IngestResult
 __all__ = [
     "MODES", "AnswerabilityModel", "BuildSettings", "Embedder", "FusionWeights", "Hit", "IndexUnavailable",
     "LoadedIndex", "ModelUnavailable", "Query", "Retriever", "SearchResult", "UnknownSection", "build_index",
-    "load_current_index", "load_embedder", "open_retriever", "read_manifest", "stale_reasons",
+    "load_current_index", "load_embedder", "milvus_target", "open_retriever", "read_manifest", "stale_reasons",
 ]
 
 
@@ -31,7 +31,18 @@ def build_index(settings, result: IngestResult, embedder: Embedder,
     return write_index(
         Path(settings.index_dir), result, embedder, BuildSettings.from_settings(settings),
         settings.embed_batch_size, settings.exact_search_max, progress,
+        milvus=milvus_target(settings) if settings.backend == "milvus" else None,
     )
+
+
+def milvus_target(settings, for_loading: bool = False):
+    """The Milvus collection the settings name (``for_loading``: an unset URI means "the one the build recorded")."""
+    from dataclasses import replace
+
+    from index.milvus import MilvusTarget
+
+    target = MilvusTarget.from_settings(settings)
+    return replace(target, uri="") if for_loading and not settings.milvus_uri else target
 
 
 def load_current_index(settings, verify: bool = True, mmap: bool = False) -> LoadedIndex:
@@ -40,7 +51,8 @@ def load_current_index(settings, verify: bool = True, mmap: bool = False) -> Loa
     from index.embedder import model_fingerprint
 
     return load_index(Path(settings.index_dir), model_fingerprint(settings.resolved_model_path),
-                      BuildSettings.from_settings(settings), verify=verify, mmap=mmap)
+                      BuildSettings.from_settings(settings), verify=verify, mmap=mmap,
+                      milvus=milvus_target(settings, for_loading=True))
 
 
 def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = None) -> Retriever:

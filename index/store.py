@@ -6,6 +6,11 @@ Layout::
     <index_dir>/builds/<build>/      manifest.json, chunks.jsonl, sections.json, documents.json,
                                      texts/<doc>.txt, dense.faiss, sentences.npy, bm25/, acronyms.json
 
+With ``backend=milvus`` the build folder keeps everything but ``dense.faiss`` and ``bm25/`` (it has
+``vocabulary.json`` instead, for typo correction), the vectors and BM25 live in a Milvus collection
+(:mod:`index.milvus`), and the manifest names the backend, the collection and its URI (no credentials).
+The collection is synced before ``CURRENT`` switches.
+
 A build is written completely into a fresh folder, its files checksummed into
 the manifest, and only then named in ``CURRENT``; a crash at any point leaves
 the previous build intact and served. Loading verifies format version,
@@ -22,7 +27,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -31,6 +36,9 @@ from index.dense import DenseIndex
 from index.embedder import Embedder
 from index.lexical import LexicalIndex, find_acronyms
 from ingest import Chunk, Document, IngestResult, Section, Sentence
+
+if TYPE_CHECKING:
+    from index.milvus import MilvusTarget
 
 FORMAT_VERSION = 1
 KEEP_BUILDS = 2
@@ -117,7 +125,7 @@ def read_manifest(index_dir: Path) -> dict | None:
 
 
 def stale_reasons(index_dir: Path, sources: list[Document] | list[tuple[str, str]], build: BuildSettings,
-                  model_fingerprint: str) -> list[str]:
+                  model_fingerprint: str, backend: str | None = None, collection: str | None = None) -> list[str]:
     """Why the index in ``index_dir`` does not match these sources and settings ([] = up to date)."""
     manifest = read_manifest(index_dir)
     if manifest is None:
@@ -133,6 +141,12 @@ def stale_reasons(index_dir: Path, sources: list[Document] | list[tuple[str, str
     wanted = {d.sha256 if isinstance(d, Document) else d[1] for d in sources}
     if built != wanted:
         reasons.append("report files changed")
+    # --- milvus backend (issue 7) ---
+    if backend is not None and manifest.get("backend", "faiss") != backend:
+        reasons.append(f"backend changed to {backend}")
+    elif backend == "milvus" and collection is not None and manifest.get("collection") != collection:
+        reasons.append(f"milvus collection changed to {collection}")
+    # --- end milvus backend ---
     return reasons
 
 
@@ -144,8 +158,10 @@ def write_index(
     batch_size: int,
     exact_search_max: int,
     progress: Callable[[str, int, int], None] | None = None,
+    milvus: "MilvusTarget | None" = None,
 ) -> tuple[Path, dict]:
-    """Embed and index ``result`` into a new build, then switch ``CURRENT`` to it. Returns (build dir, timings)."""
+    """Embed and index ``result`` into a new build, then switch ``CURRENT`` to it. Returns (build dir, timings).
+    With ``milvus`` the vectors and BM25 go to that collection instead of dense.faiss and bm25/."""
     if not result.chunks:
         raise IndexUnavailable("nothing to index: no chunks were produced")
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -166,12 +182,23 @@ def write_index(
         timings["embed"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        dense = DenseIndex.build(vectors, exact_search_max)
-        dense.save(work / "dense.faiss")
         np.save(work / "sentences.npy", sentence_vectors.astype(np.float16), allow_pickle=False)
-        lexical = LexicalIndex.build(texts, build.bm25_k1, build.bm25_b)
-        (work / "bm25").mkdir()
-        lexical.save(work / "bm25")
+        if milvus is None:
+            dense = DenseIndex.build(vectors, exact_search_max)
+            dense.save(work / "dense.faiss")
+            lexical = LexicalIndex.build(texts, build.bm25_k1, build.bm25_b)
+            (work / "bm25").mkdir()
+            lexical.save(work / "bm25")
+            dense_info = {"kind": dense.kind, "count": dense.size, "metric": "inner_product"}
+            bm25_info = {"library": "bm25s", "method": "lucene", "vocabulary": len(lexical.vocabulary)}
+        else:  # --- milvus backend (issue 7): the local part; the collection is synced below ---
+            from index.lexical import normalise
+
+            terms = [normalise(t) for t in texts]
+            vocabulary = sorted({t for ts in terms for t in ts})
+            _write_json(work / "vocabulary.json", vocabulary)
+            bm25_info = {"library": "milvus", "function": "BM25", "vocabulary": len(vocabulary),
+                         "analyzer": "reportqa normaliser (index.lexical.normalise), then Milvus standard tokenizer"}
         timings["index"] = time.perf_counter() - started
 
         with (work / "chunks.jsonl").open("w") as fh:
@@ -191,6 +218,21 @@ def write_index(
         files = {
             str(p.relative_to(work)): _sha256(p) for p in sorted(work.rglob("*")) if p.is_file()
         }
+        backend_info: dict = {"backend": "faiss"}
+        if milvus is not None:  # --- milvus backend (issue 7): sync last, just before the switch ---
+            from index.milvus import MilvusUnavailable, SCHEMA_VERSION, sanitise_uri, sync_collection
+
+            try:
+                sync = sync_collection(milvus, result.chunks, vectors, terms, embedder.fingerprint, build.bm25_k1,
+                                       build.bm25_b, exact_search_max, progress)
+            except MilvusUnavailable as exc:
+                raise IndexUnavailable(str(exc)) from None
+            timings["milvus"] = sync.seconds
+            dense_info = {"kind": sync.index_type.lower(), "count": sync.rows, "metric": "inner_product",
+                          "engine": "milvus"}
+            backend_info = {"backend": "milvus", "collection": milvus.collection,
+                            "uri": sanitise_uri(milvus.uri, index_dir),
+                            "milvus": sync.as_dict() | {"schema": SCHEMA_VERSION}}
         manifest = {
             "format_version": FORMAT_VERSION,
             "build": name,
@@ -203,8 +245,9 @@ def write_index(
                 "normalised": True,
             },
             "build_settings": asdict(build),
-            "dense": {"kind": dense.kind, "count": dense.size, "metric": "inner_product"},
-            "bm25": {"library": "bm25s", "method": "lucene", "vocabulary": len(lexical.vocabulary)},
+            **backend_info,
+            "dense": dense_info,
+            "bm25": bm25_info,
             "counts": {"documents": len(result.documents), "sections": len(result.sections),
                        "chunks": len(result.chunks), "sentences": len(sentences)},
             "documents": docs,
@@ -249,8 +292,10 @@ class LoadedIndex:
 
 
 def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSettings | None,
-               verify: bool = True, mmap: bool = False) -> LoadedIndex:
-    """Load the current build, refusing (with a reason) anything missing, damaged or mismatched."""
+               verify: bool = True, mmap: bool = False, milvus: "MilvusTarget | None" = None) -> LoadedIndex:
+    """Load the current build, refusing (with a reason) anything missing, damaged or mismatched.
+    A Milvus build connects to the collection its manifest names (``milvus`` supplies the token, search options
+    and, if its ``uri`` is set, another URI); ``verify`` also checks the collection holds this build."""
     build_dir = current_build(index_dir)
     if build_dir is None:
         raise IndexUnavailable(f"no index found in {index_dir}: run `reportqa ingest` first")
@@ -284,16 +329,43 @@ def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSetti
             meta["page_starts"] = tuple(meta["page_starts"])
             text = (build_dir / "texts" / f"{meta['id']}.txt").read_text()
             documents[meta["id"]] = Document(text=text, **meta)
-        backend = FaissBackend(DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap),
-                               LexicalIndex.load(build_dir / "bm25", mmap=mmap))
+        if manifest.get("backend", "faiss") == "milvus":  # --- milvus backend (issue 7) ---
+            from index.milvus import MilvusBackend
+
+            backend = MilvusBackend(_milvus_target(manifest, index_dir, milvus), [c.id for c in chunks],
+                                    json.loads((build_dir / "vocabulary.json").read_text()),
+                                    manifest["build_settings"]["bm25_k1"], manifest["milvus"]["index_type"])
+        else:
+            backend = FaissBackend(DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap),
+                                   LexicalIndex.load(build_dir / "bm25", mmap=mmap))
         sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
         acronyms = json.loads((build_dir / "acronyms.json").read_text())
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexUnavailable(f"index in {build_dir.name} cannot be read ({type(exc).__name__}): re-run `reportqa ingest`") from None
-    if backend.size != len(chunks) or backend.lexical.size != len(chunks):
+    if backend.kind == "faiss" and (backend.size != len(chunks) or backend.lexical.size != len(chunks)):
         raise IndexUnavailable("index parts disagree on the number of chunks: re-run `reportqa ingest`")
+    if backend.kind == "milvus" and verify:
+        from index.milvus import MilvusUnavailable
+
+        try:
+            backend.verify(manifest["model"]["dimension"])
+        except MilvusUnavailable as exc:
+            raise IndexUnavailable(str(exc)) from None
     offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
     if offsets[-1] != len(sentence_vectors):
         raise IndexUnavailable("sentence vectors do not match the chunks: re-run `reportqa ingest`")
     return LoadedIndex(build_dir, manifest, chunks, sections, documents, backend, sentence_vectors, offsets, acronyms)
+
+
+def _milvus_target(manifest: dict, index_dir: Path, given: "MilvusTarget | None") -> "MilvusTarget":
+    """The collection a Milvus build points to: the manifest's collection, at the given URI if one is set,
+    else the recorded one (which never holds credentials)."""
+    from dataclasses import replace
+
+    from index.milvus import MilvusTarget, resolve_uri
+
+    recorded = resolve_uri(manifest.get("uri", ""), index_dir)
+    if given is None:
+        return MilvusTarget(recorded, manifest["collection"])
+    return replace(given, uri=given.uri or recorded, collection=manifest["collection"])
