@@ -51,6 +51,7 @@ class Settings(BaseSettings):
 
     # --- embedding --------------------------------------------------------
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    encode_max_batch: int = Field(32, ge=1, le=256, description="Concurrent questions encoded together (1 = off).")
     torch_threads: int = Field(0, ge=0, description="0 = torch's default.")
 
     # --- retrieval --------------------------------------------------------

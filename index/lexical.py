@@ -64,11 +64,15 @@ def find_acronyms(texts: list[str]) -> dict[str, str]:
 
 
 def expand_acronyms(question: str, acronyms: dict[str, str]) -> str:
-    """Add the other form of every defined acronym the question uses, in either direction."""
+    """Add the other form of every defined acronym the question uses, in either direction.
+
+    An acronym matches as written, or in lower case when it has 3+ letters ("cac", not "un")."""
     additions = []
     lowered = question.lower()
+    words = set(re.findall(r"[\w-]+", question))
+    lowered_words = {w.lower() for w in words}
     for acronym, expansion in acronyms.items():
-        if re.search(rf"\b{re.escape(acronym)}\b", question) or re.search(rf"\b{re.escape(acronym.lower())}\b", lowered) and len(acronym) >= 3:
+        if acronym in words or (len(acronym) >= 3 and acronym.lower() in lowered_words):
             if expansion.lower() not in lowered:
                 additions.append(expansion)
         elif expansion.lower() in lowered:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -102,6 +103,7 @@ class Retriever:
         self.weights = weights
         self.candidates = candidates
         self.answerability = answerability
+        self.encode_fn: Callable[[str], np.ndarray] | None = None
         self.section_ids = {s.id for s in index.sections}
         self.chunk_position = {c.id: i for i, c in enumerate(index.chunks)}
         self._terms_cache: dict[int, list[frozenset[str]]] = {}  # chunk -> its sentences' BM25 terms
@@ -124,6 +126,9 @@ class Retriever:
 
     # --------------------------------------------------------------- search
     def encode(self, text: str) -> np.ndarray:
+        """The question's vector; the service swaps in a micro-batching encoder (index.batching)."""
+        if self.encode_fn is not None:
+            return self.encode_fn(text)
         if self.embedder is None:
             raise RuntimeError("dense retrieval needs an embedder")
         return self.embedder.encode_query(text)
@@ -155,6 +160,7 @@ class Retriever:
         order = order[:query.k]
 
         hits = []
+        terms = set(normalise(expanded))
         for i in order:
             d, b = dense_rank.get(i), bm25_rank.get(i)
             dense_score = d[1] if d else self.index.backend.dense_score(i, query_vector)
@@ -165,7 +171,7 @@ class Retriever:
                 fused_score=fused[i] if query.mode == "hybrid" else None,
             )
             hits.append(Hit(self.index.chunks[i], fused.get(i, 0.0), explanation,
-                            self._highlights(i, expanded, query_vector)))
+                            self._highlights(i, terms, query_vector)))
 
         # Whether the *report* answers does not depend on the filter or mode: judge it on the unfiltered hybrid view.
         if where.active:
@@ -190,12 +196,11 @@ class Retriever:
         return fused
 
     # ----------------------------------------------------------- highlights
-    def _highlights(self, i: int, question: str, query_vector: np.ndarray | None) -> tuple[Highlight, ...]:
+    def _highlights(self, i: int, terms: set[str], query_vector: np.ndarray | None) -> tuple[Highlight, ...]:
         chunk = self.index.chunks[i]
         if not chunk.sentences:
             return ()
         a, b = self.index.sentence_offsets[i], self.index.sentence_offsets[i + 1]
-        terms = set(normalise(question))
         lexical = np.array([len(terms & words) / (len(terms) or 1) for words in self._sentence_terms(i)],
                            dtype=np.float32)
         if query_vector is not None and b > a:
@@ -225,7 +230,7 @@ class Retriever:
         top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         dense_sorted = sorted((s for _, s in dense_rank.values()), reverse=True)
         top_bm25 = max((s for _, s in bm25_rank.values()), default=0.0)
-        best = self._highlights(top, expanded, query_vector) if top is not None else ()
+        best = self._highlights(top, set(normalise(expanded)), query_vector) if top is not None else ()
         best_sentence = best[0].score if best else 0.0
         top_d = min(dense_rank, key=lambda i: dense_rank[i][0]) if dense_rank else None
         top_b = min(bm25_rank, key=lambda i: bm25_rank[i][0]) if bm25_rank else None

@@ -27,6 +27,7 @@ from index import (
     Embedder, IndexUnavailable, Query, Retriever, SearchResult, UnknownSection, load_current_index, load_embedder,
     open_retriever,
 )
+from index.batching import BatchingEncoder
 from service import schemas
 from settings import Settings
 
@@ -45,6 +46,10 @@ class ServiceState:
     cache: "QueryCache | None" = None
     reloads: int = 0
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    encoder: BatchingEncoder | None = None
+
+    def __post_init__(self) -> None:
+        self.retriever.encode_fn = self.encoder.encode if self.encoder else None
 
     def reload(self) -> tuple[str, str]:
         """Load the current build and swap it in. Requests already running keep the retriever they
@@ -52,7 +57,9 @@ class ServiceState:
         with self.reload_lock:
             previous = self.retriever.index.manifest.get("build", "")
             loaded = load_current_index(self.settings)
-            self.retriever = open_retriever(self.settings, self.embedder, loaded)
+            retriever = open_retriever(self.settings, self.embedder, loaded)
+            retriever.encode_fn = self.encoder.encode if self.encoder else None
+            self.retriever = retriever
             if self.cache:
                 self.cache.clear()
             self.reloads += 1
@@ -91,7 +98,8 @@ def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceS
     loaded = load_current_index(settings)
     embedder = embedder or load_embedder(settings)
     retriever = open_retriever(settings, embedder, loaded)
-    return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size))
+    encoder = BatchingEncoder(embedder, settings.encode_max_batch) if settings.encode_max_batch > 1 else None
+    return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size), encoder=encoder)
 
 
 def _error(status: int, error: str, detail: list[str] | None = None) -> JSONResponse:
@@ -166,6 +174,8 @@ def create_app(state: ServiceState) -> FastAPI:
         state.ready = True
         yield
         state.ready = False
+        if state.encoder:
+            state.encoder.close()
 
     app = FastAPI(
         title="ReportQA",
