@@ -404,17 +404,17 @@ def sync_collection(
         _ensure_loaded(client, target.collection)
     have = {} if created else existing_rows(client, target.collection, target.is_lite)
 
-    changed: list[dict] = []
+    changed: list[tuple[int, dict]] = []  # (position, row without its vector: vectors are attached per batch)
     for cid, i in wanted.items():
         row = chunk_row(chunks[i], terms[i], model_fingerprint)
         if have.get(cid) != row["row_hash"]:
-            row["vector"] = np.asarray(vectors[i], dtype=np.float32).tolist()
-            changed.append(row)
+            changed.append((i, row))
     gone = [cid for cid in have if cid not in wanted]
 
     done = 0
     for batch in _batches(changed, batch_rows):
-        client.upsert(target.collection, batch)
+        client.upsert(target.collection, [row | {"vector": np.asarray(vectors[i], dtype=np.float32).tolist()}
+                                          for i, row in batch])
         done += len(batch)
         if progress:
             progress("milvus upsert", done, len(changed))
