@@ -57,6 +57,17 @@ def context_for(section: Section, mode: str) -> str:
     return section.title
 
 
+def _bounded_context(context: str, max_tokens: int, count: Counter, count_model: Counter, max_model: int) -> str:
+    """The section context, cut at a word boundary if it would take more than half the budget
+    (a pathological heading must not leave no room for the text)."""
+    if not context or (count(context) <= max_tokens and count_model(context) <= max_model):
+        return context
+    words = context.split()
+    while words and (count(" ".join(words)) > max_tokens or count_model(" ".join(words)) > max_model):
+        words = words[: len(words) * 3 // 4] if len(words) > 4 else words[:-1]
+    return " ".join(words) if words else ""
+
+
 def embed_text_for(context: str, text: str) -> str:
     return f"{context}\n{text}" if context else text
 
@@ -98,6 +109,8 @@ def _split_long(sent: _Sent, doc: Document, parsed: ParsedReport, budget: int, f
             step = max(1, (b - a) // 2)
             while step > 1 and not fits(clean[a:a + step]):
                 step //= 2
+            if not fits(clean[a:a + step]):
+                raise ValueError("chunk budget leaves no room for text; raise chunk_tokens")
             words[i:i + 1] = [(x, min(x + step, b)) for x in range(a, b, step)]
             continue
         a, b = words[i][0], words[j - 1][1]
@@ -118,7 +131,8 @@ def chunk_document(
     """All chunks of one document, in reading order."""
     chunks: list[Chunk] = []
     for section in sections:
-        context = context_for(section, config.embed_context)
+        context = _bounded_context(context_for(section, config.embed_context), config.max_tokens // 2,
+                                   count_tokens, count_model_tokens, model_max_tokens // 2)
 
         def fits(text: str) -> bool:
             full = embed_text_for(context, text)

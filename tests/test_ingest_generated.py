@@ -186,3 +186,25 @@ def test_parser_survives_arbitrary_unicode(text):
     assert len(parsed.mask) == len(text)
     for s in parsed.sections:
         assert 0 <= s.char_start <= s.char_end <= len(text)
+
+
+_hostile = st.sampled_from(["\u202e", "\u200f", "مرحبا بالعالم", "שלום", "🙂🚀", "\x00", "\x1b[31m", "\r", "\t", "\ufeff",
+                            "<|endoftext|>", "#", "**", "- --", "(IV)", "PART 9", "1.", "x" * 5000])
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.one_of(_hostile, _paragraph, st.text(max_size=200)), min_size=1, max_size=30),
+       joiners=st.lists(st.sampled_from(["\n", "\n\n", "\n\n\n\n", " ", "\n# ", "\n#### "]), min_size=30, max_size=30))
+def test_chunker_survives_hostile_markdown(chunker, pieces, joiners):
+    """Control characters, RTL, emoji, special tokens and 5,000-character lines: no crash, budgets hold."""
+    from ingest.chunking import chunk_document
+    from ingest.readers import Document
+
+    text = "".join(p + j for p, j in zip(pieces, joiners))
+    parsed = parse_report(text)
+    doc = Document("hostile", "hostile.md", parsed.title, text, "0", "markdown")
+    chunks = chunk_document(doc, parsed, parsed.sections, ChunkingConfig(64, 8, "section"), chunker.count_tokens,
+                            chunker.window, chunker.window.max_tokens)
+    for c in chunks:
+        assert c.tokens <= 64 and c.model_tokens <= chunker.window.max_tokens
+        assert 0 <= c.char_start < c.char_end <= len(text)
