@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     weight_bm25: float = Field(1.0, ge=0.0)
     bm25_k1: float = Field(0.9, gt=0.0)
     bm25_b: float = Field(0.4, ge=0.0, le=1.0)
-    exact_search_max: int = Field(200_000, ge=0, description="Above this many chunks, FAISS uses HNSW.")
+    exact_search_max: int = Field(50_000, ge=0, description="Above this many chunks, FAISS uses HNSW (8-bit).")
+    faiss_threads: int = Field(1, ge=0, description="OpenMP threads per FAISS search (0 = FAISS default); "
+                                                    "one query at a time is fastest on one thread.")
 
     # --- service ----------------------------------------------------------
     host: str = "127.0.0.1"

@@ -48,8 +48,12 @@ def milvus_target(settings, for_loading: bool = False):
 def load_current_index(settings, verify: bool = True, mmap: bool = False) -> LoadedIndex:
     """The current build, refused (IndexUnavailable) if built with another model or settings.
     Checked before any model is loaded, so a bad index fails in a fraction of a second."""
+    import faiss
+
     from index.embedder import model_fingerprint
 
+    if settings.faiss_threads:
+        faiss.omp_set_num_threads(settings.faiss_threads)
     return load_index(Path(settings.index_dir), model_fingerprint(settings.resolved_model_path),
                       BuildSettings.from_settings(settings), verify=verify, mmap=mmap,
                       milvus=milvus_target(settings, for_loading=True))

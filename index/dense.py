@@ -1,9 +1,12 @@
 """Dense retrieval: normalised vectors in a FAISS inner-product index.
 
 The index type follows corpus size: exact (``IndexFlatIP``) while exact search
-is fast enough, HNSW above ``exact_search_max`` vectors. FAISS writes its own
-binary format (no pickle); loading can memory-map it so several server
-workers share one copy.
+is fast enough, above ``exact_search_max`` vectors HNSW over 8-bit scalar-
+quantised vectors (a quarter of float32's memory: ~0.6 GiB at 1M x 384, where
+HNSW over float32 takes 1.7 GiB; recall@10 0.99 against exact search at 100k,
+see ``reportqa bench``). FAISS writes its own binary format (no pickle);
+``mmap=True`` maps the stored vectors read-only (``IO_FLAG_MMAP_IFC``), so
+several server workers share one copy in the page cache.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import numpy as np
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
+SQ_TRAIN_SAMPLE = 50_000  # vectors used to fit the 8-bit quantiser's ranges
 
 
 class DenseIndex:
@@ -29,8 +33,10 @@ class DenseIndex:
         if len(vectors) <= exact_search_max:
             index, kind = faiss.IndexFlatIP(dim), "flat"
         else:
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), SQ_TRAIN_SAMPLE), replace=False)
+            index.train(vectors[np.sort(sample)])
             kind = "hnsw"
         index.add(vectors)
         return cls(index, kind)
@@ -62,5 +68,7 @@ class DenseIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str, mmap: bool = False) -> "DenseIndex":
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        # IO_FLAG_MMAP is ignored for flat/HNSW storage (the whole file is read into RAM); the
+        # "in-place" variant really maps it.
+        flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
         return cls(faiss.read_index(str(path), flags), kind)

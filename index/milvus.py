@@ -157,8 +157,12 @@ def connect(target: MilvusTarget):
             if not target.uri.endswith(".db"):
                 raise MilvusUnavailable(f"a Milvus Lite path must end in .db, not {target.uri}")
             Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
+        # Milvus Lite's in-process gRPC server allows a keepalive ping every 5 minutes; pymilvus pings every 10 s,
+        # gets GOAWAY "too_many_pings" and reconnects (logged to stderr). On loopback keepalive is pointless.
+        options = {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1,
+                                    "grpc.keepalive_permit_without_calls": 0}} if target.is_lite else {}
         try:
-            client = MilvusClient(uri=target.uri, token=target.token or "")
+            client = MilvusClient(uri=target.uri, token=target.token or "", **options)
         except Exception as exc:
             hint = (" (Milvus Lite allows one process per database: stop the other `reportqa` process or use a "
                     "Milvus server)" if target.is_lite else "")
@@ -519,6 +523,10 @@ class MilvusBackend:
             terms.extend(self._corrector.correct(term))
         return [t for t in terms if t in self.vocabulary]
 
+    def bm25_query(self, question: str) -> str:
+        """The text sent to the BM25 function: the question's terms as the chunks' were analysed."""
+        return " ".join(self.query_terms(question))
+
     def known_terms(self, question: str) -> tuple[int, int]:
         """(terms the index knows, all terms) after normalisation and typo correction (as FaissBackend)."""
         terms = normalise(question)
@@ -573,7 +581,7 @@ class MilvusBackend:
             keep = np.zeros(len(self.chunk_ids), dtype=bool)
             keep[allowed] = True
         expr = filter_expression(where)
-        text = " ".join(self.query_terms(question))
+        text = self.bm25_query(question)
         calls: list[Callable[[], list]] = [lambda: self._dense(query_vector, expr, depth)]
         calls.append((lambda: self._bm25(text, expr, depth)) if text else (lambda: []))
         fuse_here = hybrid and self.target.engine_fusion

@@ -78,3 +78,28 @@ def test_product_code_never_uses_pickle():
     out = subprocess.run(["grep", "-rnE", r"import pickle|pickle\.load|allow_pickle=True|joblib|torch\.load",
                           "ingest", "index", "service", "eval", "settings.py"], cwd=root, capture_output=True, text=True)
     assert out.stdout == ""
+
+
+def test_large_collections_switch_to_quantised_hnsw_and_mmap(tmp_path):
+    import numpy as np
+
+    from index.dense import DenseIndex
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(50, 384)).astype("float32")
+    vectors = centres[rng.integers(0, 50, 4000)] + 0.5 * rng.normal(size=(4000, 384)).astype("float32")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = DenseIndex.build(vectors, exact_search_max=10_000)
+    approx = DenseIndex.build(vectors, exact_search_max=1_000)
+    assert (exact.kind, approx.kind) == ("flat", "hnsw")
+    approx.save(tmp_path / "hnsw.faiss")
+    mapped = DenseIndex.load(tmp_path / "hnsw.faiss", "hnsw", mmap=True)
+    recall = []
+    for q in vectors[:50]:
+        _, truth = exact.search(q, 10)
+        _, got = mapped.search(q, 10)
+        recall.append(len(set(truth) & set(got)) / 10)
+    assert np.mean(recall) >= 0.9
+    allowed = np.arange(100, 200)
+    _, ids = mapped.search(vectors[150], 5, allowed)
+    assert len(ids) and set(ids) <= set(allowed.tolist())
