@@ -106,16 +106,48 @@ def _error(status: int, error: str, detail: list[str] | None = None) -> JSONResp
     return JSONResponse(schemas.ErrorResponse(error=error, detail=detail or []).model_dump(), status_code=status)
 
 
-class BodyLimit:
-    """Rejects request bodies over the limit (declared or streamed) before any parsing."""
+class Observe:
+    """Prometheus counts and latency per route template (plain ASGI: no per-request task overhead)."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, latency, requests_total):
+        self.app, self.latency, self.requests_total = app, latency, requests_total
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.latency.labels(route).observe(time.perf_counter() - started)
+            self.requests_total.labels(route, scope["method"], str(status)).inc()
+
+
+class RequestGuard:
+    """Rejects, before any parsing, bodies over the limit (declared or streamed) and non-JSON bodies
+    on JSON routes."""
+
+    def __init__(self, app, max_bytes: int, json_routes: set[str]):
+        self.app, self.max_bytes, self.json_routes = app, max_bytes, json_routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
+        if scope["method"] == "POST" and scope["path"] in self.json_routes:
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if ctype != b"application/json":
+                return await _error(415, "unsupported content type: send the question as JSON "
+                                         "(Content-Type: application/json)")(scope, receive, send)
         declared = headers.get(b"content-length")
         too_big = _error(413, f"request body too large: at most {self.max_bytes} bytes")
         if declared is not None:
@@ -184,25 +216,8 @@ def create_app(state: ServiceState) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.reportqa = state
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        latency.labels(name).observe(time.perf_counter() - started)
-        requests_total.labels(name, request.method, str(response.status_code)).inc()
-        return response
-
-    @app.middleware("http")
-    async def json_only(request: Request, call_next):
-        if request.method == "POST" and request.url.path == "/query":
-            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype != "application/json":
-                return _error(415, "unsupported content type: send the question as JSON (Content-Type: application/json)")
-        return await call_next(request)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes, json_routes={"/query"})
+    app.add_middleware(Observe, latency=latency, requests_total=requests_total)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
