@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # --- chunking ---------------------------------------------------------
     tiktoken_encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunk budgets.")
-    chunk_tokens: int = Field(160, ge=16, le=2048, description="Max tiktoken tokens per chunk (incl. context).")
+    chunk_tokens: int = Field(128, ge=16, le=2048, description="Max tiktoken tokens per chunk (incl. context).")
     chunk_overlap_tokens: int = Field(0, ge=0, le=512, description="Tokens of trailing sentences repeated.")
     embed_context: Literal["none", "section", "path"] = Field(
         "section", description="Section context prepended to each chunk before embedding and BM25."
@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     max_k: int = Field(50, ge=1, le=1000)
     candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
-    weight_dense: float = Field(1.0, ge=0.0)
-    weight_bm25: float = Field(1.0, ge=0.0)
+    weight_dense: float = Field(1.3, ge=0.0, description="RRF weight of the dense list (paraphrases).")
+    weight_bm25: float = Field(1.0, ge=0.0, description="RRF weight of the BM25 list (exact terms).")
     bm25_k1: float = Field(0.9, gt=0.0)
     bm25_b: float = Field(0.4, ge=0.0, le=1.0)
     exact_search_max: int = Field(50_000, ge=0, description="Above this many chunks, FAISS uses HNSW (8-bit).")
