@@ -224,7 +224,7 @@ def format_section_tree(loaded) -> str:
     for doc in loaded.documents.values():
         lines.append(f"{doc.id}: {doc.title}")
         for s in (s for s in loaded.sections if s.document_id == doc.id):
-            title = s.title or "(opening, untitled)"
+            title = s.title or "Opening (untitled)"
             n = counts.get((doc.id, s.id), 0)
             lines.append(f"{'  ' * (s.level + 1)}{s.id:<10} {title}  [{n} chunk{'s' if n != 1 else ''}]")
     return "\n".join(lines)
