@@ -465,15 +465,22 @@ def backend_views(settings, names: list[str], progress=None) -> dict[str, object
     from index import load_current_index, milvus_target
     from index.milvus import faiss_from_loaded, milvus_from_loaded
 
+    from index import IndexUnavailable
+    from index.milvus import MilvusUnavailable
+
     loaded = load_current_index(settings)
     views = {}
-    for name in names:
-        if name == loaded.backend.kind:
-            views[name] = loaded
-        elif name == "milvus":
-            views[name], _ = milvus_from_loaded(loaded, milvus_target(settings), settings.exact_search_max, progress)
-        else:
-            views[name] = faiss_from_loaded(loaded, settings.exact_search_max)
+    try:
+        for name in names:
+            if name == loaded.backend.kind:
+                views[name] = loaded
+            elif name == "milvus":
+                views[name], _ = milvus_from_loaded(loaded, milvus_target(settings), settings.exact_search_max,
+                                                    progress)
+            else:
+                views[name] = faiss_from_loaded(loaded, settings.exact_search_max)
+    except MilvusUnavailable as exc:
+        raise IndexUnavailable(str(exc)) from None
     return views
 
 

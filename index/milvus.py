@@ -38,6 +38,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,17 @@ def connect(target: MilvusTarget):
                                     f"{_short(exc)}{hint}") from None
         _clients[key] = client
         return client
+
+
+@contextmanager
+def engine_errors(target: MilvusTarget):
+    """Milvus's own errors (server gone, collection locked, bad request) as MilvusUnavailable, one line."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as exc:
+        raise MilvusUnavailable(f"{target.describe()}: {_short(exc)}") from None
 
 
 def _short(exc: Exception) -> str:
@@ -394,9 +406,16 @@ def sync_collection(
 ) -> SyncResult:
     """Make the collection hold exactly these chunks: upsert new and changed rows (keyed by chunk id, in
     batches), delete rows of chunks that are gone, leave unchanged rows alone. Unchanged input = no writes."""
-    started = time.perf_counter()
     if len(chunks) != len(vectors) or len(chunks) != len(terms):
         raise ValueError("chunks, vectors and terms must have the same length")
+    with engine_errors(target):
+        return _sync(target, chunks, vectors, terms, model_fingerprint, k1, b, flat_max, progress, batch_rows,
+                     index_type)
+
+
+def _sync(target, chunks, vectors, terms, model_fingerprint, k1, b, flat_max, progress, batch_rows,
+          index_type) -> SyncResult:
+    started = time.perf_counter()
     client = connect(target)
     wanted: dict[str, int] = {}
     for i, chunk in enumerate(chunks):
@@ -495,14 +514,19 @@ class MilvusBackend:
             with self._lock:
                 if self._client is None:
                     client = connect(self.target)
-                    if not client.has_collection(self.target.collection):
-                        raise MilvusUnavailable(f"{self.target.describe()} does not exist: re-run `reportqa ingest`")
-                    _ensure_loaded(client, self.target.collection)
+                    with engine_errors(self.target):
+                        if not client.has_collection(self.target.collection):
+                            raise MilvusUnavailable(f"{self.target.describe()} does not exist: re-run `reportqa ingest`")
+                        _ensure_loaded(client, self.target.collection)
                     self._client = client
         return self._client
 
     def verify(self, dimension: int | None = None) -> None:
         """Refuse a collection that does not hold this build: wrong schema, dimension or row count."""
+        with engine_errors(self.target):
+            self._verify(dimension)
+
+    def _verify(self, dimension: int | None) -> None:
         description = _check_ours(self.client, self.target.collection)
         if dimension is not None and _vector_dimension(description) != dimension:
             raise MilvusUnavailable(f"{self.target.describe()} holds {_vector_dimension(description)}-dimensional "
@@ -639,10 +663,11 @@ class MilvusBackend:
     def vectors(self, batch_size: int = 2_000) -> np.ndarray:
         """Every chunk's vector, in build order (to build a FAISS index from a Milvus build)."""
         out: list[np.ndarray | None] = [None] * len(self.chunk_ids)
-        for batch in _batches(self.chunk_ids, batch_size):
-            for row in self.client.get(self.target.collection, ids=batch, output_fields=["vector"]):
-                p = self._position[row["id"]]
-                out[p] = np.asarray(row["vector"], dtype=np.float32)
+        with engine_errors(self.target):
+            for batch in _batches(self.chunk_ids, batch_size):
+                for row in self.client.get(self.target.collection, ids=batch, output_fields=["vector"]):
+                    p = self._position[row["id"]]
+                    out[p] = np.asarray(row["vector"], dtype=np.float32)
         for i, cid in enumerate(self.chunk_ids):
             if out[i] is None:
                 first = self._position[cid]
@@ -706,6 +731,8 @@ def faiss_from_loaded(loaded, exact_search_max: int):
 
 
 def _build_vectors(loaded) -> np.ndarray:
+    """The build's chunk vectors: read back from Milvus, or reconstructed from dense.faiss (exact for a flat
+    index; for the 8-bit HNSW index FAISS builds above ``exact_search_max``, the dequantised vectors)."""
     backend = loaded.backend
     if backend.kind == "milvus":
         return backend.vectors()
