@@ -444,13 +444,17 @@ def run_cli(args, settings) -> int:
         BASELINE.write_text(json.dumps(baseline_snapshot(reports), indent=2) + "\n")
         print(f"\nwrote {BASELINE.name}")
     if args.check_baseline:
-        drops = check_baseline(reports, json.loads(BASELINE.read_text()))
-        if drops:
-            for d in drops:
-                print(f"below baseline: {d}", file=sys.stderr)
-            return 1
-        print("\nall metrics at or above eval/baseline.json")
+        return _report_drops(check_baseline(reports, json.loads(BASELINE.read_text())), "")
     return 0
+
+
+def _report_drops(drops: list[str], where: str) -> int:
+    """Print metrics below the committed baseline; the exit code says whether there were any."""
+    for d in drops:
+        print(f"below baseline: {d}", file=sys.stderr)
+    if not drops:
+        print(f"\nall metrics at or above eval/baseline.json{where}")
+    return 1 if drops else 0
 
 
 # ------------------------------------------------ backends side by side (issue 7)
@@ -544,9 +548,5 @@ def run_backends_cli(args, settings, embedder, backends: list[str], modes: list[
     if args.check_baseline:
         baseline = json.loads(BASELINE.read_text())
         drops = [f"{b} {d}" for b, rs in by_backend.items() for d in check_baseline(rs, baseline)]
-        if drops:
-            for d in drops:
-                print(f"below baseline: {d}", file=sys.stderr)
-            return 1
-        print("\nall metrics at or above eval/baseline.json on every backend")
+        return _report_drops(drops, " on every backend")
     return 0
