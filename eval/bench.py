@@ -340,38 +340,6 @@ def _jsonable(obj):
     return obj
 
 
-class _Server:
-    """A real uvicorn server in a background thread on a free port (the tests' LiveServer pattern)."""
-
-    def __init__(self, app, port: int):
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True, name="bench-uvicorn")
-
-    def start(self, timeout: float = 120.0) -> "_Server":
-        import httpx
-
-        self.thread.start()
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if not self.thread.is_alive():
-                raise RuntimeError("the uvicorn server thread exited before it was ready")
-            time.sleep(0.02)
-        raise RuntimeError("server did not become ready")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
 # ---------------------------------------------------------------- synthetic data
 
 
@@ -464,7 +432,7 @@ class Bench:
     tables: dict = field(default_factory=dict)
     # shared between sections
     state: object = None
-    server: _Server | None = None
+    server: "BackgroundServer | None" = None
     serve_settings: object = None
     chunk_texts: list = field(default_factory=list)
     tmp: Path | None = None
@@ -634,7 +602,9 @@ class Bench:
         t1 = time.perf_counter()
         app = create_app(state)
         t2 = time.perf_counter()
-        self.server = _Server(app, _free_port()).start()
+        from service.app import BackgroundServer
+
+        self.server = BackgroundServer(app, _free_port()).start()
         t3 = time.perf_counter()
         mem_after = _mem()
         self.state = state

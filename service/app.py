@@ -402,6 +402,39 @@ def create_app(state: ServiceState) -> FastAPI:
     return app
 
 
+class BackgroundServer:
+    """A real uvicorn server for ``app`` in a background thread (tests, benchmarks, embedding the
+    service in another program). ``start`` returns once ``/readyz`` answers 200."""
+
+    def __init__(self, app, port: int, host: str = "127.0.0.1"):
+        import uvicorn
+
+        self.url = f"http://{host}:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                    access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="reportqa-uvicorn")
+
+    def start(self, timeout: float = 120.0) -> "BackgroundServer":
+        import httpx
+
+        self.thread.start()
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if not self.thread.is_alive():
+                raise RuntimeError("the uvicorn server thread exited before it was ready")
+            time.sleep(0.02)
+        raise RuntimeError("server did not become ready")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
 def _citation(chunk, documents) -> schemas.Citation:
     doc = documents.get(chunk.document_id)
     return schemas.Citation(
