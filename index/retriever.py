@@ -179,7 +179,7 @@ class Retriever:
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
         hybrid = self._fuse("hybrid", dense_rank, bm25_rank)
         top = min(hybrid, key=lambda i: (-hybrid[i], i)) if hybrid else None
-        features = self._features(query.question, expanded, query_vector, dense_rank, bm25_rank, top)
+        features = self._features(query.question, terms, query_vector, dense_rank, bm25_rank, top)
         confidence = self.answerability.probability(features)
         return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
 
@@ -225,23 +225,23 @@ class Retriever:
         return cached
 
     # --------------------------------------------------------- answerability
-    def _features(self, question: str, expanded: str, query_vector: np.ndarray, dense_rank: dict,
+    def _features(self, question: str, terms: set[str], query_vector: np.ndarray, dense_rank: dict,
                   bm25_rank: dict, top: int | None) -> dict[str, float]:
         top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         dense_sorted = sorted((s for _, s in dense_rank.values()), reverse=True)
         top_bm25 = max((s for _, s in bm25_rank.values()), default=0.0)
-        best = self._highlights(top, set(normalise(expanded)), query_vector) if top is not None else ()
+        best = self._highlights(top, terms, query_vector) if top is not None else ()
         best_sentence = best[0].score if best else 0.0
         top_d = min(dense_rank, key=lambda i: dense_rank[i][0]) if dense_rank else None
         top_b = min(bm25_rank, key=lambda i: bm25_rank[i][0]) if bm25_rank else None
         agree = float(top_d is not None and top_b is not None and
                       self.index.chunks[top_d].section_id == self.index.chunks[top_b].section_id)
-        terms = normalise(question)
+        question_terms = normalise(question)  # as asked, before acronym expansion
         known, total = self.index.backend.known_terms(question)
         top_terms = set().union(*self._sentence_terms(top)) if top is not None else set()
         return {
             "missing_terms": float(total - known) / (total or 1),
-            "top_coverage": float(len({t for t in terms if t in top_terms})) / (len(set(terms)) or 1),
+            "top_coverage": float(len({t for t in question_terms if t in top_terms})) / (len(set(question_terms)) or 1),
             "top_dense": float(top_dense),
             "dense_margin": float(dense_sorted[0] - dense_sorted[min(4, len(dense_sorted) - 1)]) if dense_sorted else 0.0,
             "top_bm25": float(math.log1p(top_bm25)),
