@@ -277,11 +277,15 @@ def run_beir(folder: Path, retriever_factory, modes: list[str], split: str = "te
     return results
 
 
-def beir_retriever(settings, embedder):
-    """A Retriever over a BEIR corpus built in memory with the product's own index classes."""
+def beir_retriever(settings, embedder, fields: str = "multifield"):
+    """A Retriever over a BEIR corpus built in memory with the product's own index classes.
+
+    ``fields="multifield"`` gives BM25 title and body as separate fields whose scores add up, the
+    setup behind the published BM25 baselines (BEIR's Elasticsearch runs, Pyserini's "multifield");
+    ``"flat"`` indexes "title body" as one text, as the dense model sees it (Pyserini's "flat")."""
     from index.backends import FaissBackend
     from index.dense import DenseIndex
-    from index.lexical import LexicalIndex
+    from index.lexical import FieldedLexicalIndex, LexicalIndex
     from index.retriever import FusionWeights
     from index.store import LoadedIndex
     from ingest import Chunk, Document
@@ -291,16 +295,21 @@ def beir_retriever(settings, embedder):
         chunks = [Chunk(id=f"{i:08x}", document_id="beir", section_id=d["_id"], section_title=d.get("title", ""),
                         section_path=(), ordinal=0, text=t, embed_text=t, char_start=0, char_end=len(t), tokens=0,
                         model_tokens=0) for i, (d, t) in enumerate(zip(corpus, texts))]
+        if fields == "multifield":
+            lexical = FieldedLexicalIndex.build([[d.get("title", "") for d in corpus], [d["text"] for d in corpus]],
+                                                settings.bm25_k1, settings.bm25_b)
+        else:
+            lexical = LexicalIndex.build(texts, settings.bm25_k1, settings.bm25_b)
         vectors = embedder.encode(texts, 64, (lambda d, n: progress("embed corpus", d, n)) if progress else None)
         loaded = LoadedIndex(
             build_dir=Path("."), manifest={}, chunks=chunks, sections=[],
             documents={"beir": Document("beir", "", "BEIR", "", "", "text")},
             backend=FaissBackend(DenseIndex.build(vectors, settings.exact_search_max),
-                                 LexicalIndex.build(texts, settings.bm25_k1, settings.bm25_b)),
+                                 lexical),
             sentence_vectors=np.zeros((0, vectors.shape[1]), dtype=np.float16),
             sentence_offsets=np.zeros(len(chunks) + 1, dtype=np.int64), acronyms={},
         )
-        weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k)
+        weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k, settings.weight_sentence)
         return Retriever(loaded, embedder, weights, candidates=max(settings.candidates, 100))
 
     return build
@@ -392,8 +401,9 @@ def run_cli(args, settings) -> int:
         if not (folder / "queries.jsonl").is_file():
             raise CliError(f"{folder} is not a BEIR dataset folder (queries.jsonl missing)", 2)
         started = time.perf_counter()
-        results = run_beir(folder, beir_retriever(settings, embedder), modes, args.split, progress)
-        print(f"BEIR {folder.name} ({args.split}), {time.perf_counter() - started:.0f}s")
+        fields = getattr(args, "beir_fields", "multifield")
+        results = run_beir(folder, beir_retriever(settings, embedder, fields), modes, args.split, progress)
+        print(f"BEIR {folder.name} ({args.split}, BM25 {fields}), {time.perf_counter() - started:.0f}s")
         cols = ["ndcg@10", "mrr@10", "recall@5", "recall@100"]
         print(f"{'mode':<10}{'n':>5}" + "".join(f"{c:>12}" for c in cols))
         for mode, m in results.items():

@@ -62,7 +62,7 @@ def load_current_index(settings, verify: bool = True, mmap: bool = False) -> Loa
 def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = None) -> Retriever:
     """A retriever over ``loaded`` (default: the current build)."""
     loaded = loaded or load_current_index(settings)
-    weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k)
+    weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k, settings.weight_sentence)
     return Retriever(loaded, embedder, weights, settings.candidates, load_answerability())
 
 
@@ -72,7 +72,7 @@ def load_answerability() -> AnswerabilityModel:
 
     path = Path(__file__).with_name("answerability.json")
     if not path.is_file():
-        from index.retriever import DEFAULT_ANSWERABILITY
+        from index.answerability import DEFAULT_ANSWERABILITY
 
         return DEFAULT_ANSWERABILITY
     data = json.loads(path.read_text())

@@ -6,12 +6,12 @@ sentences that best answer) and an explanation of its score.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from index.answerability import DEFAULT_ANSWERABILITY, AnswerabilityModel, evidence_features
 from index.embedder import Embedder
 from index.backends import ChunkFilter
 from index.lexical import expand_acronyms, normalise
@@ -19,6 +19,7 @@ from index.store import LoadedIndex
 from ingest import Chunk
 
 MODES = ("dense", "bm25", "hybrid")
+EVIDENCE_CHUNKS = 5  # best fused chunks whose sentences the no-answer signal reads
 
 
 @dataclass(frozen=True)
@@ -72,23 +73,7 @@ class FusionWeights:
     dense: float = 1.0
     bm25: float = 1.0
     rrf_k: int = 60
-
-
-@dataclass(frozen=True)
-class AnswerabilityModel:
-    """Logistic model over retrieval features; coefficients fitted by ``reportqa eval --calibrate``."""
-
-    weights: dict[str, float]
-    bias: float
-    threshold: float = 0.5
-
-    def probability(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(w * features.get(name, 0.0) for name, w in self.weights.items())
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-
-# A plain cosine threshold until calibrated (the bundled coefficients replace it).
-DEFAULT_ANSWERABILITY = AnswerabilityModel({"top_dense": 30.0}, -12.0)
+    sentence: float = 0.0  # the candidates re-ranked by their best sentence's cosine (0 = off)
 
 
 class UnknownSection(ValueError):
@@ -142,12 +127,13 @@ class Retriever:
         if query_vector is None:
             # Encoded in every mode: the no-answer signal needs both retrievers' views.
             query_vector = self.encode(expanded)
-        ranking = self.index.backend.rank(expanded, query_vector, where, depth, hybrid=query.mode == "hybrid")
+        engine_fusion = query.mode == "hybrid" and not self.weights.sentence  # the engine knows two lists only
+        ranking = self.index.backend.rank(expanded, query_vector, where, depth, hybrid=engine_fusion)
         dense_rank, bm25_rank = ranking.dense, ranking.bm25
 
-        fused = self._fuse(query.mode, dense_rank, bm25_rank)
+        fused = self._fuse(query.mode, dense_rank, bm25_rank, query_vector)
         order = sorted(fused, key=lambda i: (-fused[i], i))
-        if query.mode == "hybrid" and ranking.fused is not None:
+        if engine_fusion and ranking.fused is not None:
             order = ranking.fused  # the engine fused the two lists itself
         if query.group_by_section:
             seen, grouped = set(), []
@@ -177,23 +163,40 @@ class Retriever:
         if where.active:
             unfiltered = self.index.backend.rank(expanded, query_vector, ChunkFilter(), depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
-        hybrid = self._fuse("hybrid", dense_rank, bm25_rank)
-        top = min(hybrid, key=lambda i: (-hybrid[i], i)) if hybrid else None
-        features = self._features(query.question, terms, query_vector, dense_rank, bm25_rank, top)
+        hybrid = self._fuse("hybrid", dense_rank, bm25_rank, query_vector)
+        features = self._features(query.question, terms, query_vector, dense_rank, hybrid)
         confidence = self.answerability.probability(features)
         return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
 
-    def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict) -> dict[int, float]:
+    def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict, query_vector: np.ndarray) -> dict[int, float]:
         if mode == "dense":
             return {i: s for i, (_, s) in dense_rank.items()}
         if mode == "bm25":
             return {i: s for i, (_, s) in bm25_rank.items()}
         w = self.weights
         fused: dict[int, float] = {}
-        for ranks, weight in ((dense_rank, w.dense), (bm25_rank, w.bm25)):
+        lists = [(dense_rank, w.dense), (bm25_rank, w.bm25)]
+        if w.sentence and len(self.index.sentence_vectors):
+            lists.append((self._sentence_rank(set(dense_rank) | set(bm25_rank), query_vector), w.sentence))
+        for ranks, weight in lists:
             for i, (rank, _) in ranks.items():
                 fused[i] = fused.get(i, 0.0) + weight / (w.rrf_k + rank)
         return fused
+
+    def _sentence_rank(self, candidates: set[int], query_vector: np.ndarray) -> dict[int, tuple[int, float]]:
+        """Candidates ranked by their best sentence's cosine to the question.
+
+        A chunk vector averages several sentences; a paraphrased question often matches one of them
+        closely, so its best sentence finds it where the chunk vector ranks it low. Only the fused
+        candidates are scored, so the cost does not grow with the index."""
+        offsets, vectors = self.index.sentence_offsets, self.index.sentence_vectors
+        best: dict[int, float] = {}
+        for i in candidates:
+            a, b = offsets[i], offsets[i + 1]
+            if b > a:
+                best[i] = float(np.max(np.asarray(vectors[a:b], dtype=np.float32) @ query_vector))
+        order = sorted(best, key=lambda i: (-best[i], i))
+        return {i: (rank, best[i]) for rank, i in enumerate(order, 1)}
 
     # ----------------------------------------------------------- highlights
     def _highlights(self, i: int, terms: set[str], query_vector: np.ndarray | None) -> tuple[Highlight, ...]:
@@ -226,27 +229,19 @@ class Retriever:
 
     # --------------------------------------------------------- answerability
     def _features(self, question: str, terms: set[str], query_vector: np.ndarray, dense_rank: dict,
-                  bm25_rank: dict, top: int | None) -> dict[str, float]:
+                  hybrid: dict[int, float]) -> dict[str, float]:
         top_dense = max((s for _, s in dense_rank.values()), default=0.0)
-        dense_sorted = sorted((s for _, s in dense_rank.values()), reverse=True)
-        top_bm25 = max((s for _, s in bm25_rank.values()), default=0.0)
-        best = self._highlights(top, terms, query_vector) if top is not None else ()
-        best_sentence = best[0].score if best else 0.0
-        top_d = min(dense_rank, key=lambda i: dense_rank[i][0]) if dense_rank else None
-        top_b = min(bm25_rank, key=lambda i: bm25_rank[i][0]) if bm25_rank else None
-        agree = float(top_d is not None and top_b is not None and
-                      self.index.chunks[top_d].section_id == self.index.chunks[top_b].section_id)
-        question_terms = normalise(question)  # as asked, before acronym expansion
-        known, total = self.index.backend.known_terms(question)
-        top_terms = set().union(*self._sentence_terms(top)) if top is not None else set()
+        top = sorted(hybrid, key=lambda i: (-hybrid[i], i))[:EVIDENCE_CHUNKS]
+        best_score, best_text = 0.0, ""
+        for i in top:
+            for h in self._highlights(i, terms, query_vector):
+                if h.score > best_score:
+                    best_score, best_text = h.score, h.text
+        known, total = self.index.backend.known_terms(question)  # as asked, before acronym expansion
         return {
-            "missing_terms": float(total - known) / (total or 1),
-            "top_coverage": float(len({t for t in question_terms if t in top_terms})) / (len(set(question_terms)) or 1),
             "top_dense": float(top_dense),
-            "dense_margin": float(dense_sorted[0] - dense_sorted[min(4, len(dense_sorted) - 1)]) if dense_sorted else 0.0,
-            "top_bm25": float(math.log1p(top_bm25)),
-            "best_sentence": float(best_sentence),
-            "agree": agree,
+            "best_sentence": float(best_score),
+            "missing_terms": float(total - known) / (total or 1),
+            **evidence_features(question, [self.index.chunks[i].text for i in top[:3]], best_text,
+                                self.index.acronyms),
         }
-
-

@@ -312,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
     p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
+                   help="BEIR BM25: title and body as separate fields, scores summed, as in the published "
+                        "baselines (default), or one flat text")
     p.add_argument("--questions", metavar="FILE", help="eval set file (default eval/questions.jsonl)")
     p.add_argument("--check-baseline", action="store_true", help="exit 1 if a metric falls below eval/baseline.json")
     p.add_argument("--write-baseline", action="store_true", help="store these metrics as the new baseline")

@@ -1,0 +1,96 @@
+"""Retrieval pieces beyond the two base lists: the best-sentence list, the no-answer evidence features,
+multi-field BM25 and the BEIR harness on a small dataset written here."""
+import json
+
+import numpy as np
+import pytest
+
+from eval.harness import beir_retriever, cosine_only_rates, cross_validated_rates, evaluate_mode, load_questions, run_beir
+from index.answerability import asks_quantity, evidence_features, key_terms, mentions, names_and_numbers
+from index.lexical import FieldedLexicalIndex, LexicalIndex
+from index.retriever import FusionWeights, Query, Retriever
+
+
+def test_sentence_list_ranks_the_chunk_holding_the_sentence_first(retriever):
+    chunk = next(c for c in retriever.index.chunks if len(c.sentences) >= 3)
+    s = chunk.sentences[1]
+    sentence = chunk.text[s.text_start:s.text_end]
+    qv = retriever.encode(sentence)
+    position = retriever.chunk_position[chunk.id]
+    candidates = set(range(len(retriever.index.chunks)))
+    ranked = retriever._sentence_rank(candidates, qv)
+    assert ranked[position][0] == 1 and ranked[position][1] == pytest.approx(1.0, abs=0.01)
+
+
+def test_sentence_weight_changes_the_hybrid_fusion(retriever):
+    off = Retriever(retriever.index, retriever.embedder, FusionWeights(1.3, 1.0, 60, 0.0), retriever.candidates)
+    on = Retriever(retriever.index, retriever.embedder, FusionWeights(1.3, 1.0, 60, 1.0), retriever.candidates)
+    question = "Across which stages of information's lifespan should international rules apply?"
+    a, b = off.search(Query(question, k=10)), on.search(Query(question, k=10))
+    assert [h.score for h in a.hits] != [h.score for h in b.hits]
+    # dense and bm25 modes are single lists: the sentence weight does not touch them
+    for mode in ("dense", "bm25"):
+        assert [h.chunk.id for h in off.search(Query(question, k=10, mode=mode)).hits] == \
+               [h.chunk.id for h in on.search(Query(question, k=10, mode=mode)).hits]
+
+
+def test_question_constraints_are_read_from_the_text():
+    assert asks_quantity("How many staff does CNCERT/CC employ?")
+    assert asks_quantity("What percentage of households have broadband?")
+    assert not asks_quantity("Why does the report call for cooperation?")
+    assert names_and_numbers("What is India's position on 6G by 2030?") == ["India", "6G", "2030"]
+    assert names_and_numbers("How does China regulate data?") == ["China"]  # "How" opens the question
+    assert "mani" not in key_terms("How many staff does it employ?") and "staff" in key_terms("How many staff?")
+    assert mentions("chinese enterprises", "China", {}) and not mentions("asia-pacific", "Europe", {})
+    assert mentions("the cyberspace administration said", "CAC", {"CAC": "Cyberspace Administration"})
+
+
+def test_evidence_features_flag_unmet_constraints():
+    top = ["The global deployment rate of IPv6 is nearly 40%, with Asia-Pacific above 50%."]
+    met = evidence_features("What is the global IPv6 deployment rate?", top, top[0], {})
+    unmet = evidence_features("What is the IPv6 deployment rate in Europe?", top, top[0], {})
+    assert met["name_missing"] == 0.0 and unmet["name_missing"] == 1.0
+    assert unmet["missing_in_top"] > met["missing_in_top"]
+    no_number = evidence_features("How many staff does CNCERT employ?", ["CNCERT cooperates widely."],
+                                  "CNCERT cooperates widely.", {})
+    echoed = evidence_features("How many stations were built by 2030?", ["By 2030, stations."], "By 2030, stations.", {})
+    assert no_number["quantity_unmet"] == 1.0 and echoed["quantity_unmet"] == 1.0  # a number from the question is no answer
+    assert evidence_features("How many users?", ["1.1 billion users"], "1.1 billion users", {})["quantity_unmet"] == 0.0
+
+
+def test_no_answer_model_beats_a_cosine_threshold_on_unseen_questions(retriever):
+    questions = load_questions()
+    _, details = evaluate_mode(retriever, questions, "hybrid")
+    features = [details[q.id]["features"] for q in questions]
+    labels = [q.answerable for q in questions]
+    cv = cross_validated_rates(features, labels)
+    cosine = cosine_only_rates(features, labels)
+    assert cv["answerable_kept"] >= 0.9
+    assert cv["unanswerable_rejected"] > cosine["unanswerable_rejected"]
+
+
+def test_fielded_bm25_scores_title_and_body_separately():
+    titles, bodies = ["Solar panels", "Wind farms"], ["Cheap energy from the sun.", "Turbines and solar subsidies."]
+    fielded = FieldedLexicalIndex.build([titles, bodies], 0.9, 0.4)
+    parts = [LexicalIndex.build(titles, 0.9, 0.4).scores("solar"), LexicalIndex.build(bodies, 0.9, 0.4).scores("solar")]
+    assert np.allclose(fielded.scores("solar"), parts[0] + parts[1])
+    assert fielded.size == 2 and fielded.query_terms("solar panels") == ["solar", "panel"]
+
+
+def test_beir_harness_scores_a_small_dataset(tmp_path, settings, embedder):
+    corpus = [
+        {"_id": "d1", "title": "Vitamin D", "text": "Vitamin D deficiency is linked to weaker bones in older adults."},
+        {"_id": "d2", "title": "Sleep", "text": "Short sleep raises the risk of heart disease."},
+        {"_id": "d3", "title": "Coffee", "text": "Moderate coffee drinking is not associated with cancer."},
+        {"_id": "d4", "title": "Exercise", "text": "Regular exercise lowers blood pressure."},
+    ]
+    queries = [{"_id": "q1", "text": "Low vitamin D weakens bones"}, {"_id": "q2", "text": "Lack of sleep harms the heart"},
+               {"_id": "q3", "text": "Physical activity reduces hypertension"}]
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus))
+    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td4\t1\n")
+    for fields in ("multifield", "flat"):
+        results = run_beir(tmp_path, beir_retriever(settings, embedder, fields), ["dense", "bm25", "hybrid"])
+        assert results["dense"]["ndcg@10"] == pytest.approx(1.0)
+        assert results["hybrid"]["n"] == 3 and 0.0 < results["bm25"]["ndcg@10"] <= 1.0
