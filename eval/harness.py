@@ -182,9 +182,13 @@ def naive_baseline(retriever: Retriever, questions: list[EvalQuestion], depth: i
 
 
 def fit_answerability(features: list[dict[str, float]], labels: list[bool], min_keep: float = 0.95) -> dict:
-    """L2-regularised logistic regression on retrieval features; threshold chosen to keep ≥ ``min_keep``
-    of answerable questions while rejecting as many unanswerable ones as possible."""
+    """L2-regularised logistic regression on retrieval features, each weight kept to its sign in
+    ``FEATURE_SIGNS``; threshold chosen to keep ≥ ``min_keep`` of answerable questions while rejecting
+    as many unanswerable ones as possible."""
+    from index.answerability import FEATURE_SIGNS
+
     names = sorted(features[0])
+    signs = np.array([FEATURE_SIGNS.get(n, 0) for n in names], dtype=np.float64)
     x = np.array([[f[n] for n in names] for f in features], dtype=np.float64)
     y = np.array(labels, dtype=np.float64)
     mu, sigma = x.mean(0), x.std(0) + 1e-9
@@ -195,6 +199,7 @@ def fit_answerability(features: list[dict[str, float]], labels: list[bool], min_
         grad_w = z.T @ (p - y) / len(y) + 0.05 * w
         grad_b = float(np.mean(p - y))
         w -= 0.5 * grad_w
+        w = np.where(signs * w < 0, 0.0, w)  # projected: a weight of the wrong sign becomes 0
         b -= 0.5 * grad_b
     probs = 1 / (1 + np.exp(-(z @ w + b)))
     threshold = _pick_threshold(probs, y, min_keep)

@@ -43,6 +43,12 @@ class AnswerabilityModel:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+# The direction each feature may push the answer: more similarity can only help, an unmet constraint
+# can only hurt. Calibration keeps weights to these signs, so a small eval set cannot teach it that
+# words unknown to the report make an answer likelier.
+FEATURE_SIGNS = {"top_dense": 1, "best_sentence": 1, "missing_terms": -1, "missing_in_top": -1,
+                 "name_missing": -1, "quantity_unmet": -1}
+
 # A plain cosine threshold until calibrated (the bundled coefficients replace it).
 DEFAULT_ANSWERABILITY = AnswerabilityModel({"top_dense": 30.0}, -12.0)
 
@@ -71,11 +77,11 @@ def mentions(text_lower: str, name: str, acronyms: dict[str, str]) -> bool:
     return bool(expansion) and expansion.lower() in text_lower
 
 
-def evidence_features(question: str, top_texts: list[str], best_sentence: str, acronyms: dict[str, str]) -> dict:
-    """Features of how well the best passages (``top_texts``) and best sentence meet the question."""
+def evidence_features(question: str, top_terms: frozenset[str], top_lower: str, best_sentence: str,
+                      acronyms: dict[str, str]) -> dict:
+    """How well the best passages (their normalised terms, their lowercased text) and the best sentence
+    meet the question's constraints."""
     terms = key_terms(question)
-    top_terms = set(normalise(" ".join(top_texts)))
-    top_lower = " ".join(top_texts).lower()
     names = names_and_numbers(question)
     asked_numbers = set(_NUMBER.findall(question))
     quantity_unmet = asks_quantity(question) and not any(

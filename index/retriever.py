@@ -131,7 +131,8 @@ class Retriever:
         ranking = self.index.backend.rank(expanded, query_vector, where, depth, hybrid=engine_fusion)
         dense_rank, bm25_rank = ranking.dense, ranking.bm25
 
-        fused = self._fuse(query.mode, dense_rank, bm25_rank, query_vector)
+        best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
+        fused = self._fuse(query.mode, dense_rank, bm25_rank, best)
         order = sorted(fused, key=lambda i: (-fused[i], i))
         if engine_fusion and ranking.fused is not None:
             order = ranking.fused  # the engine fused the two lists itself
@@ -163,12 +164,15 @@ class Retriever:
         if where.active:
             unfiltered = self.index.backend.rank(expanded, query_vector, ChunkFilter(), depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
-        hybrid = self._fuse("hybrid", dense_rank, bm25_rank, query_vector)
-        features = self._features(query.question, terms, query_vector, dense_rank, hybrid)
+            best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
+        hybrid = fused if query.mode == "hybrid" and not where.active else \
+            self._fuse("hybrid", dense_rank, bm25_rank, best)
+        features = self._features(query.question, dense_rank, hybrid, best)
         confidence = self.answerability.probability(features)
         return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
 
-    def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict, query_vector: np.ndarray) -> dict[int, float]:
+    def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict,
+              best: dict[int, tuple[float, int]]) -> dict[int, float]:
         if mode == "dense":
             return {i: s for i, (_, s) in dense_rank.items()}
         if mode == "bm25":
@@ -176,27 +180,39 @@ class Retriever:
         w = self.weights
         fused: dict[int, float] = {}
         lists = [(dense_rank, w.dense), (bm25_rank, w.bm25)]
-        if w.sentence and len(self.index.sentence_vectors):
-            lists.append((self._sentence_rank(set(dense_rank) | set(bm25_rank), query_vector), w.sentence))
+        if w.sentence and best:
+            # A chunk vector averages several sentences; a paraphrased question often matches one of
+            # them closely, so ranking the candidates by their best sentence finds what the chunk vector missed.
+            order = sorted(best, key=lambda i: (-best[i][0], i))
+            lists.append(({i: (rank, best[i][0]) for rank, i in enumerate(order, 1)}, w.sentence))
         for ranks, weight in lists:
             for i, (rank, _) in ranks.items():
                 fused[i] = fused.get(i, 0.0) + weight / (w.rrf_k + rank)
         return fused
 
-    def _sentence_rank(self, candidates: set[int], query_vector: np.ndarray) -> dict[int, tuple[int, float]]:
-        """Candidates ranked by their best sentence's cosine to the question.
+    def _best_sentences(self, candidates, query_vector: np.ndarray) -> dict[int, tuple[float, int]]:
+        """Each candidate chunk's best sentence: (cosine to the question, its index in the chunk).
 
-        A chunk vector averages several sentences; a paraphrased question often matches one of them
-        closely, so its best sentence finds it where the chunk vector ranks it low. Only the fused
-        candidates are scored, so the cost does not grow with the index."""
-        offsets, vectors = self.index.sentence_offsets, self.index.sentence_vectors
-        best: dict[int, float] = {}
-        for i in candidates:
-            a, b = offsets[i], offsets[i + 1]
-            if b > a:
-                best[i] = float(np.max(np.asarray(vectors[a:b], dtype=np.float32) @ query_vector))
-        order = sorted(best, key=lambda i: (-best[i], i))
-        return {i: (rank, best[i]) for rank, i in enumerate(order, 1)}
+        Only the candidates' sentences are scored (one gather and one matrix product), so the cost
+        does not grow with the index."""
+        offsets = self.index.sentence_offsets
+        chunks = np.fromiter(candidates, dtype=np.int64)
+        if not len(chunks) or not len(self.index.sentence_vectors):
+            return {}
+        starts, lengths = offsets[chunks], offsets[chunks + 1] - offsets[chunks]
+        chunks, starts, lengths = chunks[lengths > 0], starts[lengths > 0], lengths[lengths > 0]
+        if not len(chunks):
+            return {}
+        first = np.cumsum(lengths) - lengths  # where each chunk's run begins in the gathered rows
+        rows = np.arange(int(lengths.sum())) - np.repeat(first, lengths) + np.repeat(starts, lengths)
+        scores = np.asarray(self.index.sentence_vectors[rows], dtype=np.float32) @ query_vector
+        maxima = np.maximum.reduceat(scores, first)
+        owner = np.repeat(np.arange(len(chunks)), lengths)
+        within = np.arange(len(rows)) - first[owner]
+        at_max = scores == maxima[owner]
+        where_max = np.full(len(chunks), np.iinfo(np.int64).max)
+        np.minimum.at(where_max, owner[at_max], within[at_max])  # the first sentence reaching the maximum
+        return {int(c): (float(m), int(j)) for c, m, j in zip(chunks, maxima, where_max)}
 
     # ----------------------------------------------------------- highlights
     def _highlights(self, i: int, terms: set[str], query_vector: np.ndarray | None) -> tuple[Highlight, ...]:
@@ -228,20 +244,27 @@ class Retriever:
         return cached
 
     # --------------------------------------------------------- answerability
-    def _features(self, question: str, terms: set[str], query_vector: np.ndarray, dense_rank: dict,
-                  hybrid: dict[int, float]) -> dict[str, float]:
+    def _chunk_terms(self, i: int) -> frozenset[str]:
+        return frozenset().union(*self._sentence_terms(i))
+
+    def _features(self, question: str, dense_rank: dict, hybrid: dict[int, float],
+                  best: dict[int, tuple[float, int]]) -> dict[str, float]:
         top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         top = sorted(hybrid, key=lambda i: (-hybrid[i], i))[:EVIDENCE_CHUNKS]
-        best_score, best_text = 0.0, ""
-        for i in top:
-            for h in self._highlights(i, terms, query_vector):
-                if h.score > best_score:
-                    best_score, best_text = h.score, h.text
+        scored = [i for i in top if i in best]
+        best_text, best_score = "", 0.0
+        if scored:
+            i = max(scored, key=lambda c: best[c][0])
+            best_score = best[i][0]
+            s = self.index.chunks[i].sentences[best[i][1]]
+            best_text = self.index.chunks[i].text[s.text_start:s.text_end]
+        evidence = top[:3]
         known, total = self.index.backend.known_terms(question)  # as asked, before acronym expansion
         return {
             "top_dense": float(top_dense),
             "best_sentence": float(best_score),
             "missing_terms": float(total - known) / (total or 1),
-            **evidence_features(question, [self.index.chunks[i].text for i in top[:3]], best_text,
+            **evidence_features(question, frozenset().union(*(self._chunk_terms(i) for i in evidence)),
+                                " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
                                 self.index.acronyms),
         }
