@@ -278,7 +278,7 @@ def create_app(state: ServiceState) -> FastAPI:
         )
 
     async def post_query(body: schemas.QueryRequest, st: ServiceState = Depends(get_state)):
-        return await bounded(run_query, body, st)
+        return as_json(await bounded(run_query, body, st))
 
     # The body model is built at run time (its documented length follows the settings), so it is
     # attached here rather than through a string annotation.
@@ -301,7 +301,11 @@ def create_app(state: ServiceState) -> FastAPI:
     ):
         req = schemas.QueryRequest(question=q, k=k, mode=mode, section=section, document=document,
                                    group_by_section=group_by_section)
-        return await bounded(run_query, req, st)
+        return as_json(await bounded(run_query, req, st))
+
+    def as_json(model) -> Response:
+        """The response model serialised once by pydantic; returned as is, FastAPI does not validate it again."""
+        return Response(model.__pydantic_serializer__.to_json(model), media_type="application/json")
 
     async def bounded(fn, *args):
         """Run CPU-bound work in the thread pool (the event loop stays free) under the per-request limit."""
