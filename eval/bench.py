@@ -502,6 +502,8 @@ class Bench:
             "loadavg_start": _loadavg(), "index_dir": str(self.settings.index_dir),
             "model_path": self.settings.resolved_model_path,
             "embed_batch_size": self.settings.embed_batch_size, "exact_search_max": self.settings.exact_search_max,
+            "encoder_backend": self.settings.encoder_backend,
+            "ingest_encoder_backend": self.settings.ingest_encoder_backend,
             "query_cache_size": self.settings.query_cache_size,
         }
 
@@ -534,7 +536,7 @@ class Bench:
 
         _log("ingest: load the model")
         t = time.perf_counter()
-        embedder = load_embedder(build_settings)
+        embedder = load_embedder(build_settings, ingest=True)
         t_model = time.perf_counter() - t
 
         n_sentences = sum(len(c.sentences) for c in result.chunks)
@@ -905,9 +907,8 @@ class Bench:
         n = self.plan.embed_n
         texts = _synthetic_chunks(base, n, seed=5)
         batch = self.settings.embed_batch_size
-        tok = embedder.model.tokenizer
         sample = texts[: min(len(texts), 500)]
-        pieces = [min(len(ids), embedder.max_seq_length) for ids in tok(sample, add_special_tokens=True)["input_ids"]]
+        pieces = [min(n, embedder.max_seq_length) for n in embedder.count_pieces(sample)]
         budget = self.plan.embed_budget_s
         slice_size = batch * 10
         done = 0
@@ -925,12 +926,12 @@ class Bench:
         elapsed = time.perf_counter() - t0
         rate = done / elapsed
         res = {"requested": n, "encoded": done, "seconds": round(elapsed, 2), "chunks_per_s": round(rate, 2),
-               "batch_size": batch, "mean_word_pieces": round(float(np.mean(pieces)), 1),
+               "batch_size": batch, "encoder_backend": embedder.backend, "mean_word_pieces": round(float(np.mean(pieces)), 1),
                "max_seq_length": embedder.max_seq_length, "stopped_early": done < n,
                "projected_seconds_for_requested": round(n / rate, 1)}
         self.results["embedding"] = res
         notes = [f"texts: words of the report's real chunks, shuffled; mean {res['mean_word_pieces']} word pieces "
-                 f"(max_seq_length {res['max_seq_length']})"]
+                 f"(max_seq_length {res['max_seq_length']}); encoder backend {embedder.backend} (the query one)"]
         if res["stopped_early"]:
             notes.append(f"stopped after {done:,} of {n:,} (time budget {budget:.0f}s); "
                          f"{n:,} would take ~{res['projected_seconds_for_requested']:,.0f}s at this rate")
@@ -1280,7 +1281,9 @@ class Bench:
             + (f"; {m['total_seconds_without_1m']:.1f} s without the 1M case" if self.plan.million else "")
             + f"); model loads {m['model_load_seconds']:.1f} s; peak RSS {m['peak_rss_mb']:,.0f} MiB\n"
             f"machine: {m['cpus']} CPUs, torch {m['torch']} with {m['torch_threads']} threads, faiss {m['faiss']} "
-            f"with {m['faiss_threads']} threads; load average at start {m['loadavg_start']}, end {m['loadavg_end']}; "
+            f"with {m['faiss_threads']} threads; encoders: {m.get('encoder_backend', 'torch')} for questions, "
+            f"{m.get('ingest_encoder_backend', 'torch')} for ingest\n"
+            f"load average at start {m['loadavg_start']}, end {m['loadavg_end']}; "
             f"CPU share used by other processes during the run: "
             + ("n/a" if m.get("others_cpu_share") is None else f"{m['others_cpu_share']:.0%}")
         )

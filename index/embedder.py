@@ -1,17 +1,30 @@
 """The embedding model boundary: load a local sentence-transformers model, turn text into unit vectors.
 
+Two backends compute the same vectors from the same weights:
+
+* ``torch``: sentence-transformers on PyTorch, as the model folder ships.
+* ``onnx``: ONNX Runtime over an export of the model's transformer, made once
+  with ``torch.onnx`` and cached under ``cache_dir`` keyed by the model
+  fingerprint; tokenising (``tokenizers``), mean pooling and L2 normalisation
+  are done here. Once the export exists, this path imports neither torch nor
+  transformers.
+
 The hub is switched off before sentence-transformers is imported, so a model
 that is not on disk fails at once with a clear message instead of trying the
 network.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
+import uuid
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -56,26 +69,328 @@ def model_name(model_path: str) -> str:
     return name
 
 
-class Embedder:
-    """Encodes text with a local sentence-transformers model into L2-normalised float32 vectors."""
+Backend = Literal["torch", "onnx"]
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
+
+log = logging.getLogger("reportqa.embedder")
+
+
+# ---------------------------------------------------------------------------------------------- torch
+
+
+class TorchEncoder:
+    """sentence-transformers on PyTorch (pooling and normalisation as the model folder configures them)."""
+
+    backend = "torch"
 
     def __init__(self, model_path: str, threads: int = 0):
-        folder = Path(model_path)
-        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
-            raise ModelUnavailable(f"no sentence-transformers model in {model_path} (modules.json missing)")
-        started = time.perf_counter()
         import torch
         from sentence_transformers import SentenceTransformer
 
         if threads:
             torch.set_num_threads(threads)
-        self.model_path = str(folder)
-        self.model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_seq_length = int(self.model.max_seq_length)
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False).astype(np.float32, copy=False)
+
+    def count_pieces(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+
+# ---------------------------------------------------------------------------------------------- onnx
+
+ONNX_OPSET = 17
+ONNX_EXPORT_VERSION = 1  # bump when the export recipe changes, so old cached exports are not reused
+ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def onnx_export_path(cache_dir: str | Path, fingerprint: str) -> Path:
+    """Where the export of the model with ``fingerprint`` is cached (beside it: ``model.onnx.json``)."""
+    return Path(cache_dir) / "onnx" / f"{fingerprint}-opset{ONNX_OPSET}-v{ONNX_EXPORT_VERSION}" / "model.onnx"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def export_problem(path: Path, fingerprint: str) -> str | None:
+    """Why the cached export at ``path`` cannot be used (None: it is complete and intact).
+
+    The sidecar written after the export records its size and SHA-256, so a
+    truncated, partly overwritten or foreign file is caught before ONNX Runtime
+    sees it."""
+    if not path.is_file():
+        return "no export yet"
+    try:
+        meta = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return "its checksum record is missing or unreadable"
+    if meta.get("fingerprint") != fingerprint:
+        return "it was exported from another model"
+    if path.stat().st_size != meta.get("bytes"):
+        return f"it has {path.stat().st_size} bytes, the export wrote {meta.get('bytes')}"
+    if _sha256(path) != meta.get("sha256"):
+        return "its checksum does not match"
+    return None
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """An inter-process lock (flock): one process exports while the others wait for its file."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: atomic replace still keeps readers safe, exports may just repeat
+        yield
+        return
+    with lock_path.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_tokenizer(model_path: str, max_length: int | None):
+    """The model folder's fast tokenizer: truncated to ``max_length`` and padded to the batch's longest
+    (tokenizer.json's own fixed 128-piece padding and truncation are replaced); None = no truncation."""
+    from tokenizers import Tokenizer
+
+    tokenizer_file = Path(model_path) / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise ModelUnavailable(f"no tokenizer.json in model folder {model_path}")
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    if max_length is None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+    tokenizer.enable_truncation(max_length=max_length)
+    pad = (tokenizer.padding or {}).get("pad_token", "[PAD]")
+    pad_id = tokenizer.token_to_id(pad)
+    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad)
+    return tokenizer
+
+
+def _check_mean_pooling(model_path: str) -> None:
+    """The ONNX path pools by the attention-masked mean; refuse a model configured otherwise."""
+    config = Path(model_path) / "1_Pooling" / "config.json"
+    if config.is_file():
+        pooling = json.loads(config.read_text())
+        if not pooling.get("pooling_mode_mean_tokens", False) or any(
+            v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"
+        ):
+            raise ModelUnavailable(f"the onnx backend supports mean pooling only; {config} asks for {pooling}")
+
+
+def _run_session(session, tokenizer, texts: list[str]) -> np.ndarray:
+    """Tokenise, run the transformer, mean-pool over real tokens, L2-normalise: float32 (n, dim)."""
+    encodings = tokenizer.encode_batch(texts)
+    feed = {
+        "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
+    }
+    hidden = session.run(["last_hidden_state"], feed)[0]
+    mask = feed["attention_mask"][:, :, None].astype(np.float32)
+    pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
+
+
+def _new_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # 0 = ONNX Runtime's default (one per physical core)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(model_path: str, target: Path, fingerprint: str, max_seq_length: int) -> None:
+    """Export the model's transformer (input ids, attention mask, token types → last hidden state; dynamic
+    batch and sequence axes) with torch.onnx, check it against torch, then move it into place atomically."""
+    import torch
+    from transformers import AutoModel
+
+    started = time.perf_counter()
+    model = AutoModel.from_pretrained(model_path, local_files_only=True, attn_implementation="eager").eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, transformer):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                                    token_type_ids=token_type_ids).last_hidden_state
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in range(2)) + (torch.zeros((2, 8), dtype=torch.long),)
+    axes = {0: "batch", 1: "sequence"}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes about constant shapes and the legacy exporter
+            torch.onnx.export(
+                LastHiddenState(model).eval(), dummy, str(tmp), input_names=list(ONNX_INPUTS),
+                output_names=["last_hidden_state"], dynamic_axes={n: axes for n in (*ONNX_INPUTS, "last_hidden_state")},
+                opset_version=ONNX_OPSET, do_constant_folding=True,
+                dynamo=False,  # the TorchScript exporter: needs the onnx package, not onnxscript
+            )
+        # Check the file against torch on a padded batch before anyone can use it.
+        tokenizer = _load_tokenizer(model_path, max_seq_length)
+        sample = ["What does the report say about data security?",
+                  "A longer passage about international cooperation in cyberspace governance, " * 3]
+        got = _run_session(_new_session(tmp, 1), tokenizer, sample)
+        enc = tokenizer.encode_batch(sample)
+        ids, mask, types = (torch.tensor([getattr(e, k) for e in enc]) for k in ("ids", "attention_mask", "type_ids"))
+        with torch.no_grad():  # eval mode again: the exporter restores the wrapper's mode, train for a new module
+            hidden = model.eval()(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        m = mask[:, :, None].float()
+        want = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=1).numpy()
+        cosine = float(np.min(np.sum(got * want, axis=1)))
+        if cosine < 0.9999:
+            raise ModelUnavailable(f"the ONNX export of {model_path} disagrees with torch (cosine {cosine:.6f})")
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        meta = {"fingerprint": fingerprint, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp),
+                "opset": ONNX_OPSET, "export_version": ONNX_EXPORT_VERSION, "torch": torch.__version__,
+                "export_seconds": round(time.perf_counter() - started, 2)}
+        os.replace(tmp, target)
+        _atomic_write_bytes(_sidecar(target), json.dumps(meta, indent=2).encode())
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("exported %s to %s in %.1fs", model_path, target, time.perf_counter() - started)
+
+
+def ensure_onnx_export(model_path: str, cache_dir: str | Path, fingerprint: str, max_seq_length: int
+                       ) -> tuple[Path, bool]:
+    """The cached export for this model (made now if missing or damaged) and whether this call made it.
+
+    Readers never see a partial file (export to a temp file, then os.replace); a lock makes concurrent
+    processes wait for one export instead of each making their own."""
+    target = onnx_export_path(cache_dir, fingerprint)
+    try:
+        if export_problem(target, fingerprint) is None:
+            return target, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(target.parent / ".export.lock"):
+            problem = export_problem(target, fingerprint)  # another process may have finished it meanwhile
+            if problem is None:
+                return target, False
+            if target.exists():
+                log.warning("cached ONNX export %s is unusable (%s); exporting it again", target, problem)
+            try:
+                export_onnx(model_path, target, fingerprint, max_seq_length)
+            except ModelUnavailable:
+                raise
+            except ImportError as exc:
+                raise ModelUnavailable(f"exporting the model to ONNX needs torch, transformers and onnx: {exc}"
+                                       ) from exc
+            except Exception as exc:
+                raise ModelUnavailable(f"exporting {model_path} to ONNX failed: {type(exc).__name__}: {exc}"
+                                       ) from exc
+    except OSError as exc:
+        raise ModelUnavailable(f"cannot use the ONNX export cache {target.parent} ({exc.strerror or exc}); "
+                               "set REPORTQA_CACHE_DIR to a writable folder") from exc
+    return target, True
+
+
+class OnnxEncoder:
+    """ONNX Runtime (CPU) over the cached export; tokenising, pooling and normalisation done here."""
+
+    backend = "onnx"
+
+    def __init__(self, model_path: str, threads: int, cache_dir: str | Path, fingerprint: str):
+        from ingest.tokens import model_max_seq_length
+
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise ModelUnavailable("encoder backend 'onnx' needs the onnxruntime package "
+                                   "(pip install -r requirements.txt)") from exc
+        _check_mean_pooling(model_path)
+        self.max_seq_length = model_max_seq_length(Path(model_path))
+        self.onnx_path, self.exported = ensure_onnx_export(model_path, cache_dir, fingerprint, self.max_seq_length)
+        try:
+            self.session = _new_session(self.onnx_path, threads)
+        except Exception as exc:  # checksum matched, so the file is the one exported: a runtime mismatch
+            raise ModelUnavailable(f"ONNX Runtime cannot load {self.onnx_path} ({type(exc).__name__}: {exc}); "
+                                   f"delete {self.onnx_path.parent} to export it again") from exc
+        names = {i.name for i in self.session.get_inputs()}
+        if names != set(ONNX_INPUTS):
+            raise ModelUnavailable(f"{self.onnx_path} takes inputs {sorted(names)}, expected {list(ONNX_INPUTS)}")
+        self.dimension = int(self.session.get_outputs()[0].shape[-1])
+        self.tokenizer = _load_tokenizer(model_path, self.max_seq_length)
+        self._counter = _load_tokenizer(model_path, None)
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        return _run_session(self.session, self.tokenizer, texts)
+
+    def count_pieces(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._counter.encode_batch(texts)]
+
+
+# ---------------------------------------------------------------------------------------------- facade
+
+
+class Embedder:
+    """Encodes text into L2-normalised float32 vectors with a local sentence-transformers model.
+
+    ``backend`` picks the engine (``torch`` or ``onnx``); both give the same
+    vectors (cosine ≥ 0.9999) from the same weights, so the fingerprint, and
+    with it the index a build is valid for, does not depend on it."""
+
+    def __init__(self, model_path: str, threads: int = 0, backend: Backend = "torch",
+                 cache_dir: str | Path | None = None):
+        folder = Path(model_path)
+        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+            raise ModelUnavailable(f"no sentence-transformers model in {model_path} (modules.json missing)")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown encoder backend {backend!r} (choose from {', '.join(BACKENDS)})")
+        started = time.perf_counter()
+        self.model_path = str(folder)
+        self.backend = backend
+        self._fingerprint: str | None = None
+        if backend == "onnx":
+            if cache_dir is None:
+                from settings import DEFAULT_CACHE_DIR
+
+                cache_dir = DEFAULT_CACHE_DIR
+            self.encoder: TorchEncoder | OnnxEncoder = OnnxEncoder(self.model_path, threads, cache_dir,
+                                                                   self.fingerprint)
+        else:
+            self.encoder = TorchEncoder(self.model_path, threads)
+        self.dimension = self.encoder.dimension
+        self.max_seq_length = self.encoder.max_seq_length
         self.name = model_name(self.model_path)
         self.load_seconds = time.perf_counter() - started
-        self._fingerprint: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -86,17 +401,21 @@ class Embedder:
     def encode(
         self, texts: list[str], batch_size: int = 32, progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        """Vectors for ``texts`` in order, computed batch by batch so memory stays bounded."""
+        """Vectors for ``texts`` in order, computed batch by batch so memory stays bounded.
+
+        Texts are batched longest first, so each batch pads to a similar length."""
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            out[start:start + len(batch)] = self.model.encode(
-                batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            rows = order[start:start + batch_size]
+            out[rows] = self.encoder.encode_batch([texts[i] for i in rows])
             if progress:
-                progress(start + len(batch), len(texts))
+                progress(start + len(rows), len(texts))
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    def count_pieces(self, texts: list[str]) -> list[int]:
+        """Word pieces per text as this encoder's tokenizer cuts them (special tokens included, untruncated)."""
+        return self.encoder.count_pieces(texts) if texts else []

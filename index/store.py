@@ -243,6 +243,8 @@ def write_index(
                 "dimension": embedder.dimension,
                 "max_seq_length": embedder.max_seq_length,
                 "normalised": True,
+                # informational: either backend reads the build (the fingerprint is the weights')
+                "encoder_backend": getattr(embedder, "backend", "torch"),
             },
             "build_settings": asdict(build),
             **backend_info,

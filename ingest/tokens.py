@@ -39,6 +39,20 @@ class TiktokenCounter:
         return len(self.encoding.encode(text, disallowed_special=()))
 
 
+def model_max_seq_length(folder: Path) -> int:
+    """Word pieces the model reads (longer input is truncated): sentence-transformers' setting, else the
+    transformer's position limit."""
+    st_config = folder / "sentence_bert_config.json"
+    if st_config.is_file():
+        value = json.loads(st_config.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    config = folder / "config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text()).get("max_position_embeddings", 512))
+    return 512
+
+
 class ModelWindow:
     """The embedder's word-piece count and maximum sequence length, from its model folder."""
 
@@ -52,19 +66,7 @@ class ModelWindow:
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
-        self.max_tokens = self._read_max_seq_length(folder)
-
-    @staticmethod
-    def _read_max_seq_length(folder: Path) -> int:
-        st_config = folder / "sentence_bert_config.json"
-        if st_config.is_file():
-            value = json.loads(st_config.read_text()).get("max_seq_length")
-            if value:
-                return int(value)
-        config = folder / "config.json"
-        if config.is_file():
-            return int(json.loads(config.read_text()).get("max_position_embeddings", 512))
-        return 512
+        self.max_tokens = model_max_seq_length(folder)
 
     def __call__(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=True).ids)

@@ -55,6 +55,8 @@ def _settings(args):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[field] = value
+    if getattr(args, "encoder", None) is not None:
+        overrides["ingest_encoder_backend" if args.command == "ingest" else "encoder_backend"] = args.encoder
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -100,7 +102,7 @@ def cmd_ingest(args) -> int:
     if not result.chunks:
         raise CliError("no report could be ingested; nothing was written", EXIT_INPUT)
     started = time.perf_counter()
-    embedder = load_embedder(settings)
+    embedder = load_embedder(settings, ingest=True)
     load_seconds = time.perf_counter() - started
     build_dir, timings = build_index(settings, result, embedder, progress)
     summary = {
@@ -276,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--index", metavar="DIR", help="index folder (default: var/index)")
         p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
+        p.add_argument("--encoder", choices=["torch", "onnx"],
+                       help="encoder engine (ingest: for passages, else: for questions; default from settings)")
         p.set_defaults(func=func)
         return p
 

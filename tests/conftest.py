@@ -26,10 +26,24 @@ def settings(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def embedder(settings):
-    from index import load_embedder
+def torch_embedder(settings):
+    from index import Embedder
 
-    return load_embedder(settings)
+    return Embedder(settings.resolved_model_path, settings.torch_threads, "torch", settings.cache_dir)
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder(settings):
+    """ONNX Runtime over the export cached in settings.cache_dir (exported on first use, then reused)."""
+    from index import Embedder
+
+    return Embedder(settings.resolved_model_path, settings.torch_threads, "onnx", settings.cache_dir)
+
+
+@pytest.fixture(scope="session")
+def embedder(settings, request):
+    """The question encoder the settings choose: the same object as torch_embedder or onnx_embedder."""
+    return request.getfixturevalue(f"{settings.encoder_backend}_embedder")
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ def test_chunks_respect_budget_sections_and_model_window(ingested, settings, emb
         spans = bodies[chunk.section_id]
         assert spans[0][0] <= chunk.char_start and chunk.char_end <= spans[-1][1]
         # Counted by the embedder's own tokenizer: nothing is truncated silently.
-        pieces = len(embedder.model.tokenizer(chunk.embed_text)["input_ids"])
+        pieces = embedder.count_pieces([chunk.embed_text])[0]
         assert pieces <= embedder.max_seq_length, (chunk.id, pieces)
 
 

@@ -1,0 +1,143 @@
+"""The ONNX Runtime encoder against the torch one, on the real bundled model (no mocks).
+
+Both encoders are session fixtures (tests/conftest.py); the ONNX export is made
+once in the settings' cache folder and reused by later runs.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from index.embedder import Embedder, ModelUnavailable, export_problem, onnx_export_path
+
+QUESTIONS = [
+    "Which new global initiative did Xi Jinping put forward after the development, security and civilization initiatives?",
+    "What are the four principles for reforming global Internet governance?",
+    "internet penetraton rate in chnia",
+    "AI ethics standards",
+    "Wuzhen",
+    "",
+    "Qu'est-ce que la souveraineté numérique ? 网络主权 🌐",
+]
+MIN_COSINE = 0.9999
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_same_model_identity_for_both_backends(torch_embedder, onnx_embedder):
+    assert onnx_embedder.backend == "onnx" and torch_embedder.backend == "torch"
+    # One fingerprint: an index built with either backend is valid for the other.
+    assert onnx_embedder.fingerprint == torch_embedder.fingerprint
+    assert onnx_embedder.name == torch_embedder.name
+    assert onnx_embedder.dimension == torch_embedder.dimension == 384
+    assert onnx_embedder.max_seq_length == torch_embedder.max_seq_length == 256
+
+
+def test_question_vectors_equal_torch(torch_embedder, onnx_embedder):
+    got = onnx_embedder.encode(QUESTIONS)
+    want = torch_embedder.encode(QUESTIONS)
+    assert got.dtype == np.float32 and got.shape == (len(QUESTIONS), 384)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert cosines(got, want).min() >= MIN_COSINE
+    single = onnx_embedder.encode_query(QUESTIONS[0])
+    assert single.shape == (384,) and float(single @ want[0]) >= MIN_COSINE
+
+
+def test_long_passages_are_truncated_like_torch(torch_embedder, onnx_embedder, ingested):
+    chunks = [c.embed_text for c in ingested.chunks]
+    passages = [" ".join(chunks[i:i + 4]) for i in range(0, 24, 4)]
+    assert min(onnx_embedder.count_pieces(passages)) > onnx_embedder.max_seq_length  # all get cut
+    assert onnx_embedder.count_pieces(passages) == torch_embedder.count_pieces(passages)
+    got = onnx_embedder.encode(passages, batch_size=4)
+    assert cosines(got, torch_embedder.encode(passages, batch_size=4)).min() >= MIN_COSINE
+    # Past the window nothing counts: appending text to a cut passage does not move its vector.
+    longer = onnx_embedder.encode([p + " Completely unrelated trailing words about bananas." for p in passages])
+    assert cosines(got, longer).min() >= 0.99999
+
+
+def test_padded_batch_equals_one_by_one(onnx_embedder, ingested):
+    texts = QUESTIONS + [c.embed_text for c in ingested.chunks[:5]]  # 1 to ~140 word pieces in one batch
+    batched = onnx_embedder.encode(texts, batch_size=len(texts))
+    alone = np.vstack([onnx_embedder.encode([t]) for t in texts])
+    np.testing.assert_allclose(batched, alone, atol=2e-5)
+    # Batching in smaller pieces keeps the input order.
+    np.testing.assert_allclose(onnx_embedder.encode(texts, batch_size=3), alone, atol=2e-5)
+
+
+def test_empty_input(onnx_embedder, torch_embedder):
+    for embedder in (onnx_embedder, torch_embedder):
+        out = embedder.encode([])
+        assert out.shape == (0, 384) and out.dtype == np.float32
+        assert embedder.count_pieces([]) == []
+
+
+def test_export_cache_is_reused(settings, onnx_embedder):
+    path = onnx_embedder.encoder.onnx_path
+    assert path == onnx_export_path(settings.cache_dir, onnx_embedder.fingerprint)
+    assert export_problem(path, onnx_embedder.fingerprint) is None
+    before = path.stat()
+    again = Embedder(settings.resolved_model_path, 1, "onnx", settings.cache_dir)
+    assert again.encoder.exported is False
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    np.testing.assert_allclose(again.encode(QUESTIONS[:2]), onnx_embedder.encode(QUESTIONS[:2]), atol=2e-5)
+
+
+def _copy_export(onnx_embedder, cache_dir):
+    """The session's good export copied into another cache folder (no second export needed)."""
+    source = onnx_embedder.encoder.onnx_path
+    target = onnx_export_path(cache_dir, onnx_embedder.fingerprint)
+    target.parent.mkdir(parents=True)
+    for name in (source.name, source.name + ".json"):
+        shutil.copyfile(source.with_name(name), target.with_name(name))
+    assert export_problem(target, onnx_embedder.fingerprint) is None
+    return target
+
+
+def test_damaged_export_is_detected(onnx_embedder, tmp_path):
+    target = _copy_export(onnx_embedder, tmp_path)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one weight byte flipped: ONNX Runtime would load it happily
+    target.write_bytes(bytes(data))
+    assert "checksum" in export_problem(target, onnx_embedder.fingerprint)
+    target.with_name(target.name + ".json").unlink()
+    assert "checksum record" in export_problem(target, onnx_embedder.fingerprint)
+
+
+def test_truncated_export_is_exported_again(settings, onnx_embedder, torch_embedder, tmp_path):
+    target = _copy_export(onnx_embedder, tmp_path)
+    with target.open("r+b") as fh:  # an export cut short, e.g. by a full disk
+        fh.truncate(target.stat().st_size // 3)
+    assert "bytes" in export_problem(target, onnx_embedder.fingerprint)
+    repaired = Embedder(settings.resolved_model_path, 1, "onnx", tmp_path)
+    assert repaired.encoder.exported is True
+    assert export_problem(target, onnx_embedder.fingerprint) is None
+    assert cosines(repaired.encode(QUESTIONS), torch_embedder.encode(QUESTIONS)).min() >= MIN_COSINE
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind
+    assert Embedder(settings.resolved_model_path, 1, "onnx", tmp_path).encoder.exported is False
+
+
+def test_unusable_cache_folder_is_a_clear_error(settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(ModelUnavailable, match="ONNX export cache"):
+        Embedder(settings.resolved_model_path, 1, "onnx", blocker)
+    with pytest.raises(ValueError, match="unknown encoder backend"):
+        Embedder(settings.resolved_model_path, 1, "tensorflow")
+
+
+def test_index_built_by_one_backend_is_searched_by_the_other(settings, built_index, torch_embedder, onnx_embedder):
+    from index import Query, load_current_index, open_retriever
+
+    loaded = load_current_index(settings)  # checks the manifest's fingerprint against the model's
+    by_backend = {}
+    for embedder in (torch_embedder, onnx_embedder):
+        retriever = open_retriever(settings, embedder, loaded)
+        by_backend[embedder.backend] = [
+            [h.chunk.id for h in retriever.search(Query(q, k=5, mode="dense")).hits] for q in QUESTIONS[:4]
+        ]
+    assert by_backend["onnx"] == by_backend["torch"]
