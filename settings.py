@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         "onnx", description="Engine that encodes questions (service, ask, eval).")
     ingest_encoder_backend: Literal["torch", "onnx"] = Field(
         "torch", description="Engine that encodes chunks and sentences at ingest.")
-    torch_threads: int = Field(0, ge=0, description="Encoder threads, torch or ONNX Runtime (0 = its default).")
+    encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")
 
     # --- retrieval --------------------------------------------------------
     default_mode: Mode = "hybrid"
@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16_384, ge=256)
     request_timeout_s: float = Field(15.0, gt=0.0, description="Per-request time limit for /query.")
     query_cache_size: int = Field(1024, ge=0, description="Recent results kept (0 = no cache).")
+    gil_switch_interval_ms: float = Field(0.5, gt=0.0, description="How soon a thread waiting for Python's lock "
+                                         "gets it (Python's default 5 ms lets search work delay an encode by 5 ms).")
+    workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the model and maps the index. "
+                                                     "For throughput on N cores: N workers, encoder_threads 1.")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
 
     @cached_property

@@ -104,7 +104,7 @@ class TorchEncoder:
 # ---------------------------------------------------------------------------------------------- onnx
 
 ONNX_OPSET = 17
-ONNX_EXPORT_VERSION = 1  # bump when the export recipe changes, so old cached exports are not reused
+ONNX_EXPORT_VERSION = 2  # bump when the export recipe changes, so old cached exports are not reused (2: fused ops)
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -229,7 +229,20 @@ def _new_session(path: Path, threads: int):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # Idle pool threads sleep instead of spinning: a spinning pool burns the CPU that concurrent
+    # requests (and the other server workers) need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _fuse_transformer_ops(path: Path, config) -> None:
+    """Rewrite the graph with ONNX Runtime's fused BERT operators (attention, layer norm, GELU): the same
+    numbers (max difference ~1e-6) about 20% sooner per question here."""
+    from onnxruntime.transformers import optimizer
+
+    fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                                     hidden_size=config.hidden_size, opt_level=1)
+    fused.save_model_to_file(str(path))
 
 
 def export_onnx(model_path: str, target: Path, fingerprint: str, max_seq_length: int) -> None:
@@ -263,6 +276,7 @@ def export_onnx(model_path: str, target: Path, fingerprint: str, max_seq_length:
                 opset_version=ONNX_OPSET, do_constant_folding=True,
                 dynamo=False,  # the TorchScript exporter: needs the onnx package, not onnxscript
             )
+        _fuse_transformer_ops(tmp, model.config)
         # Check the file against torch on a padded batch before anyone can use it.
         tokenizer = _load_tokenizer(model_path, max_seq_length)
         sample = ["What does the report say about data security?",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -95,11 +96,17 @@ class QueryCache:
 
 def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceState:
     """Load model and index; raises IndexUnavailable / ModelUnavailable with a one-line reason."""
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     loaded = load_current_index(settings)
     embedder = embedder or load_embedder(settings)
     retriever = open_retriever(settings, embedder, loaded)
     encoder = BatchingEncoder(embedder, settings.encode_max_batch) if settings.encode_max_batch > 1 else None
     return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size), encoder=encoder)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server worker process (``reportqa serve --workers N``), configured by REPORTQA_*."""
+    return create_app(load_state(Settings()))
 
 
 def _error(status: int, error: str, detail: list[str] | None = None) -> JSONResponse:

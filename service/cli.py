@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 import time
@@ -51,7 +52,8 @@ def _settings(args):
     for flag, field in (("index", "index_dir"), ("model", "model_path"), ("host", "host"), ("port", "port"),
                         ("chunk_tokens", "chunk_tokens"), ("overlap", "chunk_overlap_tokens"),
                         ("embed_context", "embed_context"),
-                        ("backend", "backend"), ("milvus_uri", "milvus_uri"), ("milvus_collection", "milvus_collection")):
+                        ("backend", "backend"), ("milvus_uri", "milvus_uri"), ("milvus_collection", "milvus_collection"),
+                        ("workers", "workers"), ("threads", "encoder_threads")):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[field] = value
@@ -182,12 +184,37 @@ def cmd_serve(args) -> int:
     settings = _settings(args)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
         raise CliError(f"refusing to bind {settings.host}: pass --allow-remote to serve beyond this machine", EXIT_USAGE)
+    if settings.workers > 1:
+        # Worker processes build their own app from REPORTQA_* variables; uvicorn's supervisor restarts
+        # them on SIGHUP, so each reloads the index's current build.
+        os.environ.update(settings_environment(settings))
+        probe = load_state(settings)  # fail here, with one message, if the index or model is unusable
+        if probe.encoder:
+            probe.encoder.close()
+        del probe
+        print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker processes",
+              file=sys.stderr)
+        uvicorn.run("service.app:app_from_environment", factory=True, workers=settings.workers, host=settings.host,
+                    port=settings.port, log_level=args.log_level, access_log=False)
+        return 0
     state = load_state(settings)
     app = create_app(state)
     _reload_on_sighup(state)
     print(f"serving {len(state.retriever.index.chunks)} chunks on http://{settings.host}:{settings.port}", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def settings_environment(settings) -> dict[str, str]:
+    """The settings as REPORTQA_* variables, so another process (a server worker) builds the same ones."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if name in ("api_token", "milvus_token"):
+            value = getattr(settings, name).get_secret_value()
+        env[f"REPORTQA_{name.upper()}"] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return env
 
 
 def _reload_on_sighup(state) -> None:
@@ -309,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--allow-remote", action="store_true", help="allow binding an address other than loopback")
+    p.add_argument("--workers", type=int, help="server processes (default 1); with N cores, N workers and "
+                   "--threads 1 give the most requests/s")
+    p.add_argument("--threads", type=int, help="threads per encode (default: the engine's own, 2 here)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
 
     p = command("eval", "Score retrieval on the eval set (or a BEIR dataset) and list the misses.", cmd_eval)

@@ -29,7 +29,7 @@ def settings(tmp_path_factory) -> Settings:
 def torch_embedder(settings):
     from index import Embedder
 
-    return Embedder(settings.resolved_model_path, settings.torch_threads, "torch", settings.cache_dir)
+    return Embedder(settings.resolved_model_path, settings.encoder_threads, "torch", settings.cache_dir)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def onnx_embedder(settings):
     """ONNX Runtime over the export cached in settings.cache_dir (exported on first use, then reused)."""
     from index import Embedder
 
-    return Embedder(settings.resolved_model_path, settings.torch_threads, "onnx", settings.cache_dir)
+    return Embedder(settings.resolved_model_path, settings.encoder_threads, "onnx", settings.cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -41,10 +41,13 @@ def test_quick_bench_writes_every_section(settings, built_index, tmp_path, capsy
     for key in ("distinct", "cached_repeat", "server_took", "inprocess_search"):
         assert e2e[key]["n"] > 0 and _positive(e2e[key]["median_ms"]), key
         assert e2e[key]["p99_ms"] >= e2e[key]["p95_ms"] >= e2e[key]["median_ms"] - 1e-9, key
-    assert _positive(e2e["ratio_p50_to_bare_encode"])
+    assert _positive(e2e["ratio_p50_to_bare_encode"]) and _positive(e2e["ratio_httpx_p50_to_bare_encode"])
+    assert e2e["distinct_httpx"]["n"] == e2e["distinct"]["n"]
+    assert _positive(enc["cpu_ms_per_question"]) and _positive(enc["requests_per_s_ceiling"])
 
     # 3. throughput: quick mode runs 1 and 4 clients; the single client must see no errors
     levels = {lv["clients"]: lv for lv in data["throughput"]["levels"]}
+    assert {lv["workers"] for lv in data["throughput"]["levels"]} == {1}  # quick: the default server only
     assert set(levels) == {1, 4}
     assert levels[1]["errors"] == 0
     for lv in levels.values():

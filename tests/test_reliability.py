@@ -138,8 +138,10 @@ def test_per_request_time_limit(settings, built_index, embedder):
         live.stop()
 
 
-def test_sighup_reloads_a_running_server(settings, built_index, ingested, embedder, tmp_path):
-    """`reportqa serve` as a process: SIGHUP swaps in a rebuilt index without a restart."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_reloads_a_running_server(settings, built_index, ingested, embedder, tmp_path, workers):
+    """`reportqa serve` as a process: SIGHUP swaps in a rebuilt index (one worker: in place; several
+    worker processes: the supervisor restarts them on the new build)."""
     import signal
     import subprocess
     import sys
@@ -148,8 +150,15 @@ def test_sighup_reloads_a_running_server(settings, built_index, ingested, embedd
     shutil.copytree(Path(settings.index_dir), index_dir)
     port = free_port()
     env = dict(os.environ, REPORTQA_INDEX_DIR=str(index_dir))
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port),
+                             "--workers", str(workers), "--threads", "1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def build_served() -> str | None:
+        try:
+            return httpx.get(url + "/readyz", timeout=5).json()["index_build"]
+        except (httpx.HTTPError, ValueError):
+            return None  # a worker restarting
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 300  # a cold process loads torch and the model; slow on a busy machine
@@ -160,15 +169,20 @@ def test_sighup_reloads_a_running_server(settings, built_index, ingested, embedd
             except httpx.HTTPError:
                 time.sleep(0.2)
         before = httpx.get(url + "/readyz").json()["index_build"]
+        answers = [httpx.post(url + "/query", json={"question": "data security"}, timeout=30) for _ in range(4)]
+        assert all(r.status_code == 200 and r.json()["passages"] for r in answers)
         from index import build_index
 
         build_index(settings.model_copy(update={"index_dir": index_dir}), ingested, embedder)
         proc.send_signal(signal.SIGHUP)
         deadline = time.time() + 60
-        while time.time() < deadline and httpx.get(url + "/readyz").json()["index_build"] == before:
+        while time.time() < deadline and build_served() in (before, None):
             time.sleep(0.2)
-        assert httpx.get(url + "/readyz").json()["index_build"] != before
+        assert build_served() not in (before, None)
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
-    assert "reloaded index" in err
+    if workers == 1:
+        assert "reloaded index" in err
+    else:
+        assert f"with {workers} worker processes" in err
