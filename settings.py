@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(1024, ge=0, description="Recent results kept (0 = no cache).")
     gil_switch_interval_ms: float = Field(0.5, gt=0.0, description="How soon a thread waiting for Python's lock "
                                          "gets it (Python's default 5 ms lets search work delay an encode by 5 ms).")
+    index_mmap: bool = Field(False, description="Memory-map the index files instead of reading them into memory "
+                                                "(always on with several workers: they share one copy).")
     workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the model and maps the index. "
                                                      "For throughput on N cores: N workers, encoder_threads 1.")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")

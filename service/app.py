@@ -57,7 +57,7 @@ class ServiceState:
         started with; new ones get the new one. Raises IndexUnavailable (old index stays) on a bad build."""
         with self.reload_lock:
             previous = self.retriever.index.manifest.get("build", "")
-            loaded = load_current_index(self.settings)
+            loaded = load_served_index(self.settings)
             retriever = open_retriever(self.settings, self.embedder, loaded)
             retriever.encode_fn = self.encoder.encode if self.encoder else None
             self.retriever = retriever
@@ -94,10 +94,15 @@ class QueryCache:
                 self._data.popitem(last=False)
 
 
+def load_served_index(settings: Settings):
+    """The current build, memory-mapped when asked or when worker processes should share one copy."""
+    return load_current_index(settings, mmap=settings.index_mmap or settings.workers > 1)
+
+
 def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceState:
     """Load model and index; raises IndexUnavailable / ModelUnavailable with a one-line reason."""
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
-    loaded = load_current_index(settings)
+    loaded = load_served_index(settings)
     embedder = embedder or load_embedder(settings)
     retriever = open_retriever(settings, embedder, loaded)
     encoder = BatchingEncoder(embedder, settings.encode_max_batch) if settings.encode_max_batch > 1 else None

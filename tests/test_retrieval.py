@@ -102,3 +102,15 @@ def test_beir_harness_scores_a_small_dataset(tmp_path, settings, embedder):
         results = run_beir(tmp_path, beir_retriever(settings, embedder, fields), ["dense", "bm25", "hybrid"])
         assert results["dense"]["ndcg@10"] == pytest.approx(1.0)
         assert results["hybrid"]["n"] == 3 and 0.0 < results["bm25"]["ndcg@10"] <= 1.0
+
+
+def test_memory_mapped_service_index_answers_the_same(settings, built_index, embedder, retriever):
+    from service.app import load_served_index
+
+    for update in ({"index_mmap": True}, {"workers": 2}):
+        loaded = load_served_index(settings.model_copy(update=update))
+        mapped = Retriever(loaded, embedder, retriever.weights, retriever.candidates, retriever.answerability)
+        question = "How does China protect critical information infrastructure?"
+        a, b = retriever.search(Query(question, k=10)), mapped.search(Query(question, k=10))
+        assert [h.chunk.id for h in a.hits] == [h.chunk.id for h in b.hits]
+        assert isinstance(loaded.sentence_vectors, np.memmap)
