@@ -113,7 +113,8 @@ def onnx_export_path(cache_dir: str | Path, fingerprint: str) -> Path:
     return Path(cache_dir) / "onnx" / f"{fingerprint}-opset{ONNX_OPSET}-v{ONNX_EXPORT_VERSION}" / "model.onnx"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (also used for the index files' checksums)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -141,7 +142,7 @@ def export_problem(path: Path, fingerprint: str) -> str | None:
         return "it was exported from another model"
     if path.stat().st_size != meta.get("bytes"):
         return f"it has {path.stat().st_size} bytes, the export wrote {meta.get('bytes')}"
-    if _sha256(path) != meta.get("sha256"):
+    if file_sha256(path) != meta.get("sha256"):
         return "its checksum does not match"
     return None
 
@@ -293,7 +294,7 @@ def export_onnx(model_path: str, target: Path, fingerprint: str, max_seq_length:
             raise ModelUnavailable(f"the ONNX export of {model_path} disagrees with torch (cosine {cosine:.6f})")
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
-        meta = {"fingerprint": fingerprint, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp),
+        meta = {"fingerprint": fingerprint, "bytes": tmp.stat().st_size, "sha256": file_sha256(tmp),
                 "opset": ONNX_OPSET, "export_version": ONNX_EXPORT_VERSION, "torch": torch.__version__,
                 "export_seconds": round(time.perf_counter() - started, 2)}
         os.replace(tmp, target)

@@ -18,7 +18,6 @@ checksums, model and chunking settings; nothing is loaded with pickle.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ import numpy as np
 
 from index.backends import FaissBackend, SearchBackend
 from index.dense import DenseIndex
-from index.embedder import Embedder
+from index.embedder import Embedder, file_sha256
 from index.lexical import LexicalIndex, find_acronyms
 from ingest import Chunk, Document, IngestResult, Section, Sentence
 
@@ -62,14 +61,6 @@ class BuildSettings:
     @classmethod
     def from_settings(cls, s) -> "BuildSettings":
         return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_json(path: Path, data) -> None:
@@ -216,7 +207,7 @@ def write_index(
         _write_json(work / "acronyms.json", find_acronyms([c.text for c in result.chunks]))
 
         files = {
-            str(p.relative_to(work)): _sha256(p) for p in sorted(work.rglob("*")) if p.is_file()
+            str(p.relative_to(work)): file_sha256(p) for p in sorted(work.rglob("*")) if p.is_file()
         }
         backend_info: dict = {"backend": "faiss"}
         if milvus is not None:  # --- milvus backend (issue 7): sync last, just before the switch ---
@@ -320,7 +311,7 @@ def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSetti
             path = build_dir / rel
             if not path.is_file():
                 raise IndexUnavailable(f"index file {rel} is missing: re-run `reportqa ingest`")
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise IndexUnavailable(f"index file {rel} is damaged or was modified (checksum mismatch): re-run `reportqa ingest`")
     try:
         chunks = [_chunk_from_json(json.loads(line)) for line in (build_dir / "chunks.jsonl").open()]
