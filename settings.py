@@ -54,11 +54,12 @@ class Settings(BaseSettings):
     # --- embedding --------------------------------------------------------
     embed_batch_size: int = Field(32, ge=1, le=1024)
     encode_max_batch: int = Field(32, ge=1, le=256, description="Concurrent questions encoded together (1 = off).")
-    # Same weights, same vectors (cosine >= 0.9999), same index either way; measured with eval/bench_encoders.py:
-    # ONNX Runtime encodes one question ~3x faster and loads in 0.5 s instead of ~7 s; torch encodes batches of
-    # passages as fast or up to ~20% faster.
-    encoder_backend: Literal["torch", "onnx"] = Field(
-        "onnx", description="Engine that encodes questions (service, ask, eval).")
+    # torch and onnx: same weights, same vectors (cosine >= 0.9999), same index either way; measured with
+    # eval/bench_encoders.py: ONNX Runtime encodes one question ~3x faster and loads in 0.5 s instead of ~7 s;
+    # torch encodes batches of passages as fast or up to ~20% faster. onnx-int8 (questions only) needs about a
+    # third of onnx's CPU per question with the same eval-set quality (README, "Encoders").
+    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8", description="Engine that encodes questions (service, ask, eval).")
     ingest_encoder_backend: Literal["torch", "onnx"] = Field(
         "torch", description="Engine that encodes chunks and sentences at ingest.")
     encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")

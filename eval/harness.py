@@ -169,7 +169,7 @@ def naive_baseline(retriever: Retriever, questions: list[EvalQuestion], depth: i
             owner = next((s.id for s in sections if s.char_start <= m.start() < s.char_end), "(none)")
             paragraphs.append(m.group(0))
             owners.append(owner)
-    vectors = retriever.embedder.encode(paragraphs, 32)
+    vectors = retriever.embedder.full_precision().encode(paragraphs, 32)  # as an index's passages are
     run = {}
     for q in questions:
         qv = retriever.embedder.encode_query(q.question)
@@ -305,7 +305,8 @@ def beir_retriever(settings, embedder, fields: str = "multifield"):
                                                 settings.bm25_k1, settings.bm25_b)
         else:
             lexical = LexicalIndex.build(texts, settings.bm25_k1, settings.bm25_b)
-        vectors = embedder.encode(texts, 64, (lambda d, n: progress("embed corpus", d, n)) if progress else None)
+        vectors = embedder.full_precision().encode(  # passages at full precision, as ingest encodes them
+            texts, 64, (lambda d, n: progress("embed corpus", d, n)) if progress else None)
         loaded = LoadedIndex(
             build_dir=Path("."), manifest={}, chunks=chunks, sections=[],
             documents={"beir": Document("beir", "", "BEIR", "", "", "text")},

@@ -3,7 +3,8 @@
 A near-miss question ("How many staff does CNCERT/CC employ?") retrieves on-topic passages with a
 high cosine, so similarity alone cannot tell it from an answerable one. What gives it away is a
 constraint of the question the evidence does not meet: a name, year or term absent from the best
-passages, or a "how many" with no number in the best sentence. The features measure those; the
+passages, a "how many" with no number in the best sentence, a "how much funding" with no money
+amount in the best passages. The features measure those; the
 weights and threshold come from ``reportqa eval --calibrate`` (``index/answerability.json``).
 """
 from __future__ import annotations
@@ -22,6 +23,13 @@ _QUESTION_WORDS = frozenset(normalise(
 _QUANTITY = re.compile(
     r"\b(how (?:many|much|large|big|long|often)|what (?:percentage|share|proportion|fraction|number|amount)"
     r"|what is the (?:number|rate|share|budget|cost|size|total))\b", re.IGNORECASE)
+# Asking for an amount of money: "how much funding / did it cost", "what fines / budget / price".
+_ASKS_MONEY = re.compile(
+    r"\bhow much\b.*?\b(?:fund|money|invest|cost|spen[dt]|pa(?:y|id)|allocat|budget|worth|earn|rais)"
+    r"|\b(?:what|which)\b(?:\s+[\w'-]+){0,4}?\s+(?:budgets?|costs?|prices?|fines?|fees?|funding|revenues?"
+    r"|salar(?:y|ies)|spending)\b", re.IGNORECASE)
+_MONEY = re.compile(r"[$€£¥]|\b(?:US\$|USD|RMB|CNY|EUR|GBP|yuan|renminbi|dollars?|euros?|pounds sterling)\b",
+                    re.IGNORECASE)
 _NAME_OR_NUMBER = re.compile(r"\b([A-Z][\w-]*|\d[\w.-]*)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Capitalised only because they start a clause or are question words, not because they name something.
@@ -47,7 +55,7 @@ class AnswerabilityModel:
 # can only hurt. Calibration keeps weights to these signs, so a small eval set cannot teach it that
 # words unknown to the report make an answer likelier.
 FEATURE_SIGNS = {"top_dense": 1, "best_sentence": 1, "missing_terms": -1, "missing_in_top": -1,
-                 "name_missing": -1, "quantity_unmet": -1}
+                 "name_missing": -1, "quantity_unmet": -1, "money_unmet": -1}
 
 # A plain cosine threshold until calibrated (the bundled coefficients replace it).
 DEFAULT_ANSWERABILITY = AnswerabilityModel({"top_dense": 30.0}, -12.0)
@@ -60,6 +68,10 @@ def key_terms(question: str) -> list[str]:
 
 def asks_quantity(question: str) -> bool:
     return bool(_QUANTITY.search(question))
+
+
+def asks_money(question: str) -> bool:
+    return bool(_ASKS_MONEY.search(question))
 
 
 def names_and_numbers(question: str) -> list[str]:
@@ -90,4 +102,5 @@ def evidence_features(question: str, top_terms: frozenset[str], top_lower: str, 
         "missing_in_top": sum(1 for t in terms if t not in top_terms) / (len(terms) or 1),
         "name_missing": float(any(not mentions(top_lower, n, acronyms) for n in names)),
         "quantity_unmet": float(quantity_unmet),
+        "money_unmet": float(asks_money(question) and not _MONEY.search(top_lower)),
     }

@@ -2,6 +2,7 @@
 for chunks and questions, acronym expansion and typo-tolerant query terms."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -23,6 +24,20 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 def normalise(text: str) -> list[str]:
     """Lowercased, accent-folded, stemmed word tokens without stopwords (chunks and questions alike)."""
+    if len(text) <= _MEMO_MAX_CHARS:  # one question is normalised by several steps of a search
+        return list(_normalise_short(text))
+    return _normalise(text)
+
+
+_MEMO_MAX_CHARS = 300
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise_short(text: str) -> tuple[str, ...]:
+    return tuple(_normalise(text))
+
+
+def _normalise(text: str) -> list[str]:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     words = [w for w in _TOKEN.findall(text) if w not in _STOPWORDS]

@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--index", metavar="DIR", help="index folder (default: var/index)")
         p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
-        p.add_argument("--encoder", choices=["torch", "onnx"],
+        p.add_argument("--encoder", choices=["torch", "onnx", "onnx-int8"],
                        help="encoder engine (ingest: for passages, else: for questions; default from settings)")
         p.set_defaults(func=func)
         return p

@@ -41,9 +41,23 @@ def onnx_embedder(settings):
 
 
 @pytest.fixture(scope="session")
+def onnx_int8_embedder(settings):
+    """The int8 quantized ONNX model (quantized from the cached fp32 export on first use)."""
+    from index import Embedder
+
+    return Embedder(settings.resolved_model_path, settings.encoder_threads, "onnx-int8", settings.cache_dir)
+
+
+@pytest.fixture(scope="session")
 def embedder(settings, request):
-    """The question encoder the settings choose: the same object as torch_embedder or onnx_embedder."""
-    return request.getfixturevalue(f"{settings.encoder_backend}_embedder")
+    """The question encoder the settings choose: the same object as one of the fixtures above."""
+    return request.getfixturevalue(f"{settings.encoder_backend.replace('-', '_')}_embedder")
+
+
+@pytest.fixture(scope="session")
+def passage_embedder(settings, request):
+    """The encoder ingest uses for passages (``ingest_encoder_backend``)."""
+    return request.getfixturevalue(f"{settings.ingest_encoder_backend}_embedder")
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +77,10 @@ def ingested(settings, chunker):
 
 
 @pytest.fixture(scope="session")
-def built_index(settings, ingested, embedder):
+def built_index(settings, ingested, passage_embedder):
     from index import build_index
 
-    build_dir, _ = build_index(settings, ingested, embedder)
+    build_dir, _ = build_index(settings, ingested, passage_embedder)
     return build_dir
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eval.harness import beir_retriever, cosine_only_rates, cross_validated_rates, evaluate_mode, load_questions, run_beir
-from index.answerability import asks_quantity, evidence_features, key_terms, mentions, names_and_numbers
+from index.answerability import asks_money, asks_quantity, evidence_features, key_terms, mentions, names_and_numbers
 from index.lexical import FieldedLexicalIndex, LexicalIndex, normalise
 from index.retriever import FusionWeights, Query, Retriever
 
@@ -43,6 +43,12 @@ def test_question_constraints_are_read_from_the_text():
     assert asks_quantity("How many staff does CNCERT/CC employ?")
     assert asks_quantity("What percentage of households have broadband?")
     assert not asks_quantity("Why does the report call for cooperation?")
+    for money in ("How much funding has China allocated to the program?", "How much did the projects cost?",
+                  "What fines can be imposed under the law?", "What is the annual operating budget of the WIC?"):
+        assert asks_money(money), money
+    for other in ("How much data does China produce?", "Which agencies co-issued the investment guidelines?",
+                  "What penalties apply?", "How much progress has been made?"):
+        assert not asks_money(other), other
     assert names_and_numbers("What is India's position on 6G by 2030?") == ["India", "6G", "2030"]
     assert names_and_numbers("How does China regulate data?") == ["China"]  # "How" opens the question
     assert "mani" not in key_terms("How many staff does it employ?") and "staff" in key_terms("How many staff?")
@@ -64,6 +70,10 @@ def test_evidence_features_flag_unmet_constraints():
     echoed = features_of("How many stations were built by 2030?", "By 2030, stations.")
     assert no_number["quantity_unmet"] == 1.0 and echoed["quantity_unmet"] == 1.0  # a number from the question is no answer
     assert features_of("How many users?", "1.1 billion users")["quantity_unmet"] == 0.0
+    assert features_of("How much funding did it get?", "It got 2 million users.")["money_unmet"] == 1.0
+    for paid in ("It got US$2 million.", "A fund of 5 billion yuan.", "It cost €40m.", "Priced at 3 dollars."):
+        assert features_of("How much funding did it get?", paid)["money_unmet"] == 0.0, paid
+    assert features_of("How many users?", "No money here.")["money_unmet"] == 0.0  # not asked for
 
 
 def test_no_answer_model_beats_a_cosine_threshold_on_unseen_questions(retriever):
