@@ -53,7 +53,9 @@ class Settings(BaseSettings):
 
     # --- embedding --------------------------------------------------------
     embed_batch_size: int = Field(32, ge=1, le=1024)
-    encode_max_batch: int = Field(32, ge=1, le=256, description="Concurrent questions encoded together (1 = off).")
+    # Off by default: with ONNX Runtime a batch of 16 questions costs about as much CPU per question as one
+    # alone (3.37 vs 3.60 ms here), and the hand-off to the batching thread added ~0.5 ms to a lone request.
+    encode_max_batch: int = Field(1, ge=1, le=256, description="Concurrent questions encoded together (1 = off).")
     # torch and onnx: same weights, same vectors (cosine >= 0.9999), same index either way; measured with
     # eval/bench_encoders.py: ONNX Runtime encodes one question ~3x faster and loads in 0.5 s instead of ~7 s;
     # torch encodes batches of passages as fast or up to ~20% faster. onnx-int8 (questions only) needs about a

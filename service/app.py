@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import sys
 import threading
 import time
@@ -31,6 +32,8 @@ from index import (
 from index.batching import BatchingEncoder
 from service import schemas
 from settings import Settings
+
+log = logging.getLogger("reportqa.service")
 
 STATIC = Path(__file__).with_name("static")
 SECTION_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
@@ -106,6 +109,9 @@ def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceS
     embedder = embedder or load_embedder(settings)
     retriever = open_retriever(settings, embedder, loaded)
     encoder = BatchingEncoder(embedder, settings.encode_max_batch) if settings.encode_max_batch > 1 else None
+    if encoder and embedder.backend == "onnx-int8":
+        log.warning("encode_max_batch > 1 with the onnx-int8 encoder: a batched question's vector depends on "
+                    "its batch-mates (one activation scale per call); use --encoder onnx to batch exactly")
     return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size), encoder=encoder)
 
 

@@ -124,3 +124,23 @@ def test_memory_mapped_service_index_answers_the_same(settings, built_index, emb
         a, b = retriever.search(Query(question, k=10)), mapped.search(Query(question, k=10))
         assert [h.chunk.id for h in a.hits] == [h.chunk.id for h in b.hits]
         assert isinstance(loaded.sentence_vectors, np.memmap)
+
+
+def test_micro_batching_encodes_concurrent_questions_together(onnx_embedder):
+    """fp32 here: int8 activations are scaled per call, so there a question's vector depends on its batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from index.batching import BatchingEncoder
+
+    embedder = onnx_embedder
+    questions = [f"What does the report say about topic number {i}?" for i in range(24)]
+    batcher = BatchingEncoder(embedder, max_batch=8)
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            vectors = list(pool.map(lambda q: batcher.encode(q, timeout=60), questions))
+    finally:
+        batcher.close()
+    np.testing.assert_allclose(np.vstack(vectors), embedder.encode(questions, batch_size=1), atol=1e-4)
+    assert batcher.encoded == len(questions) and batcher.batches < len(questions)  # some were batched
+    with pytest.raises(RuntimeError, match="stopped"):
+        batcher.encode("after close")
