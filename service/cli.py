@@ -192,10 +192,15 @@ def cmd_serve(args) -> int:
         if probe.encoder:
             probe.encoder.close()
         del probe
+        from service.workers import PortInUse, serve_workers
+
         print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker processes",
               file=sys.stderr)
-        uvicorn.run("service.app:app_from_environment", factory=True, workers=settings.workers, host=settings.host,
-                    port=settings.port, log_level=args.log_level, access_log=False)
+        try:
+            serve_workers("service.app:app_from_environment", settings.workers, settings.host, settings.port,
+                          args.log_level)
+        except PortInUse as exc:
+            raise CliError(f"{exc}: stop the other server or pick another --port", EXIT_USAGE) from None
         return 0
     state = load_state(settings)
     app = create_app(state)

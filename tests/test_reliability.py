@@ -63,7 +63,7 @@ def test_responses_leak_no_paths_or_settings(secured):
             assert str(secured.settings.index_dir) not in text and "/work/" not in text and TOKEN not in text
 
 
-def test_swap_under_load_drops_nothing(secured, ingested, embedder):
+def test_swap_under_load_drops_nothing(secured, ingested, passage_embedder):
     """A bounded soak: concurrent clients, an index rebuilt and swapped in the middle; no 5xx, no drops,
     memory flat. REPORTQA_SOAK_SECONDS raises the duration for a longer run."""
     from index import build_index
@@ -91,7 +91,7 @@ def test_swap_under_load_drops_nothing(secured, ingested, embedder):
         t.start()
     time.sleep(SOAK_SECONDS / 4)
     rss_start = rss_bytes()
-    build_index(secured.settings, ingested, embedder)  # a new build of the same report, written beside the old
+    build_index(secured.settings, ingested, passage_embedder)  # a new build of the same report, written beside the old
     with httpx.Client(base_url=secured.url, timeout=60, headers=auth()) as c:
         swap = c.post("/admin/reload")
     time.sleep(SOAK_SECONDS / 2)
@@ -139,7 +139,7 @@ def test_per_request_time_limit(settings, built_index, embedder):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sighup_reloads_a_running_server(settings, built_index, ingested, embedder, tmp_path, workers):
+def test_sighup_reloads_a_running_server(settings, built_index, ingested, passage_embedder, tmp_path, workers):
     """`reportqa serve` as a process: SIGHUP swaps in a rebuilt index (one worker: in place; several
     worker processes: the supervisor restarts them on the new build)."""
     import signal
@@ -173,7 +173,7 @@ def test_sighup_reloads_a_running_server(settings, built_index, ingested, embedd
         assert all(r.status_code == 200 and r.json()["passages"] for r in answers)
         from index import build_index
 
-        build_index(settings.model_copy(update={"index_dir": index_dir}), ingested, embedder)
+        build_index(settings.model_copy(update={"index_dir": index_dir}), ingested, passage_embedder)
         proc.send_signal(signal.SIGHUP)
         deadline = time.time() + 60
         # Workers restart one by one: wait until several answers in a row come from the new build.
@@ -189,3 +189,70 @@ def test_sighup_reloads_a_running_server(settings, built_index, ingested, embedd
         assert "reloaded index" in err
     else:
         assert f"with {workers} worker processes" in err
+
+
+def _established_by_process(pids: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections on local ``port`` each process holds (Linux /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            inodes.add(fields[9])
+    counts = {}
+    for pid in pids:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            held += target.startswith("socket:[") and target[8:-1] in inodes
+        counts[pid] = held
+    return counts
+
+
+def test_workers_share_a_burst_of_connections_and_refuse_a_taken_port(built_index, settings):
+    """`serve --workers 2`: each worker listens on its own socket, so a burst of keep-alive connections is
+    spread over both (with one shared socket, the first worker awake took nearly all of them); a second
+    server on the same port is refused instead of silently sharing it."""
+    import socket
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = dict(os.environ, REPORTQA_INDEX_DIR=str(settings.index_dir))
+    cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    clients = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                   and (p / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(proc.pid)]
+        assert len(workers) >= 2
+        for _ in range(16):  # a burst of keep-alive connections, each answered once and kept open
+            s = socket.create_connection(("127.0.0.1", port))
+            clients.append(s)
+        for s in clients:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        for s in clients:
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        counts = _established_by_process(workers, port)
+        assert sum(counts.values()) == 16
+        busiest, second_busiest = sorted(counts.values(), reverse=True)[:2]
+        assert second_busiest >= 2, counts  # both workers got a share (16:0 or 15:1 was common with one socket)
+
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"port {port}" in second.stderr and "already in use" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        for s in clients:
+            s.close()
+        proc.terminate()
+        proc.communicate(timeout=30)

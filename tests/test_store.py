@@ -58,7 +58,7 @@ def test_no_index_gives_a_clear_message(tmp_path, settings):
         load_current_index(settings.model_copy(update={"index_dir": tmp_path / "none"}))
 
 
-def test_crash_mid_build_keeps_the_old_index(index_copy, ingested, embedder, monkeypatch):
+def test_crash_mid_build_keeps_the_old_index(index_copy, ingested, passage_embedder, monkeypatch):
     before = current_build(index_copy.index_dir)
     import index.store as store
 
@@ -67,7 +67,7 @@ def test_crash_mid_build_keeps_the_old_index(index_copy, ingested, embedder, mon
 
     monkeypatch.setattr(store.LexicalIndex, "build", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        build_index(index_copy, ingested, embedder)
+        build_index(index_copy, ingested, passage_embedder)
     assert current_build(index_copy.index_dir) == before
     assert not list((index_copy.index_dir / "builds").glob(".partial-*"))
     assert load_current_index(index_copy).chunks
