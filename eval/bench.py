@@ -18,6 +18,7 @@ The benchmark only reads the index in ``settings.index_dir``; its own ingest goe
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import itertools
@@ -302,6 +303,22 @@ async def _raw_client_loop(host: str, port: int, questions, deadline: float, cap
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         writer.close()
+
+
+class _StartupCounter:
+    """Counts uvicorn's "Application startup complete." lines on a server's stderr (one per worker
+    process) in a thread, keeping the last lines for error messages."""
+
+    def __init__(self, stream):
+        self.count = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.tail.append(line)
+            if "Application startup complete" in line:
+                self.count += 1
 
 
 class _Heartbeat:
@@ -935,8 +952,10 @@ class Bench:
         port = _free_port()
         env = {**os.environ, **settings_environment(self.serve_settings), "REPORTQA_PORT": str(port),
                "REPORTQA_WORKERS": str(workers), "REPORTQA_ENCODER_THREADS": str(threads)}
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, cwd=str(Path(__file__).parent.parent),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--log-level", "info"], env=env,
+                                cwd=str(Path(__file__).parent.parent), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True, text=True)
+        started = _StartupCounter(proc.stderr)
         try:
             deadline = time.perf_counter() + 180
             while True:
@@ -946,7 +965,13 @@ class Bench:
                 except httpx.HTTPError:
                     pass
                 if proc.poll() is not None or time.perf_counter() > deadline:
-                    raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-500:]}")
+                    raise RuntimeError(f"server did not start: {''.join(started.tail)[-500:]}")
+                time.sleep(0.2)
+            # /readyz answers as soon as one worker is up; connections made before the others are
+            # ready all go to it and stay there (keep-alive): measured, 16:0 splits and 124 req/s.
+            while started.count < workers:
+                if proc.poll() is not None or time.perf_counter() > deadline:
+                    raise RuntimeError(f"workers did not start: {''.join(started.tail)[-500:]}")
                 time.sleep(0.2)
             for _ in range(3 * workers):  # warm each worker's first request
                 httpx.post(f"http://127.0.0.1:{port}/query", json={"question": "warm-up question"}, timeout=60)

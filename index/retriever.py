@@ -80,7 +80,7 @@ class UnknownSection(ValueError):
     pass
 
 
-SENTENCE_FLOAT32_MAX_BYTES = 256 << 20  # above this, sentence vectors stay float16 in memory
+SENTENCE_FLOAT32_MAX_BYTES = 64 << 20  # per retriever; above this, sentence vectors stay float16 (or mapped)
 
 
 class Retriever:
@@ -98,12 +98,12 @@ class Retriever:
         self._chunk_section = np.array([c.section_id for c in index.chunks], dtype=object)
         self._chunk_document = np.array([c.document_id for c in index.chunks], dtype=object)
         # Sentence vectors are stored as float16; numpy's float16 -> float32 cast of the gathered rows cost
-        # more than the whole matrix product (0.31 vs 0.09 ms per question here), so an in-memory index keeps
-        # a float32 copy. A memory-mapped one (large, shared by workers) casts the rows it gathers.
+        # more than the whole matrix product (0.31 vs 0.09 ms per question here), so a retriever keeps a
+        # float32 copy up to a size (also of a memory-mapped index: a report's copy is ~0.4 MiB per worker).
+        # Above it, the rows a question gathers are cast.
         vectors = index.sentence_vectors
         small = vectors.nbytes * 2 <= SENTENCE_FLOAT32_MAX_BYTES
-        self._sentences = np.asarray(vectors, dtype=np.float32) if small and not isinstance(vectors, np.memmap) \
-            else vectors
+        self._sentences = np.array(vectors, dtype=np.float32) if small else vectors
 
     # -------------------------------------------------------------- filters
     def chunk_filter(self, query: Query) -> ChunkFilter:

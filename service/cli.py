@@ -184,6 +184,7 @@ def cmd_serve(args) -> int:
     settings = _settings(args)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
         raise CliError(f"refusing to bind {settings.host}: pass --allow-remote to serve beyond this machine", EXIT_USAGE)
+    _require_free_port(settings.host, settings.port)  # before seconds of loading, not after
     if settings.workers > 1:
         # Worker processes build their own app from REPORTQA_* variables; uvicorn's supervisor restarts
         # them on SIGHUP, so each reloads the index's current build.
@@ -192,15 +193,10 @@ def cmd_serve(args) -> int:
         if probe.encoder:
             probe.encoder.close()
         del probe
-        from service.workers import PortInUse, serve_workers
-
         print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker processes",
               file=sys.stderr)
-        try:
-            serve_workers("service.app:app_from_environment", settings.workers, settings.host, settings.port,
-                          args.log_level)
-        except PortInUse as exc:
-            raise CliError(f"{exc}: stop the other server or pick another --port", EXIT_USAGE) from None
+        uvicorn.run("service.app:app_from_environment", factory=True, workers=settings.workers, host=settings.host,
+                    port=settings.port, log_level=args.log_level, access_log=False)
         return 0
     state = load_state(settings)
     app = create_app(state)
@@ -208,6 +204,23 @@ def cmd_serve(args) -> int:
     print(f"serving {len(state.retriever.index.chunks)} chunks on http://{settings.host}:{settings.port}", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def _require_free_port(host: str, port: int) -> None:
+    import errno
+    import socket
+
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is free
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(f"port {port} on {host} is already in use: stop the other server or pick another --port",
+                           EXIT_USAGE) from None
+        raise CliError(f"cannot bind {host}:{port}: {exc.strerror or exc}", EXIT_USAGE) from None
+    finally:
+        probe.close()
 
 
 def settings_environment(settings) -> dict[str, str]:
