@@ -277,6 +277,17 @@ class _RawClient:
         self.sock.close()
 
 
+def _encode_then_post(embedder, raw: _RawClient, question: str) -> tuple[float, float, int, bytes]:
+    """A bare encode of ``question``, then the same question over HTTP: (encode s, request s, status, body),
+    so both see the same machine load."""
+    t = time.perf_counter()
+    embedder.encode_query(question)
+    encode_s = time.perf_counter() - t
+    t = time.perf_counter()
+    status, body = raw.post_json("/query", {"question": question, "k": 5})
+    return encode_s, time.perf_counter() - t, status, body
+
+
 async def _raw_client_loop(host: str, port: int, questions, deadline: float, cap, latencies: list,
                            errors: list) -> None:
     """One concurrent client (asyncio, keep-alive): POST /query with the next question until the deadline."""
@@ -814,13 +825,9 @@ class Bench:
             n = self.plan.e2e_distinct
             every = max(1, n // self.plan.inproc_searches)
             for i in range(n):
-                q = distinct()
-                t = time.perf_counter()
-                embedder.encode_query(q)
-                bare.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                status, body = raw.post_json("/query", {"question": q, "k": 5})
-                raw_lat.append(time.perf_counter() - t)
+                encode_s, post_s, status, body = _encode_then_post(embedder, raw, distinct())
+                bare.append(encode_s)
+                raw_lat.append(post_s)
                 if status == 200:
                     took.append(json.loads(body)["took_ms"] / 1000)
                 else:
@@ -915,13 +922,9 @@ class Bench:
                 raw.post_json("/query", {"question": distinct(), "k": 5})
             bare, e2e = [], []
             for _ in range(n):
-                q = distinct()
-                t = time.perf_counter()
-                embedder.encode_query(q)
-                bare.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                status, _ = raw.post_json("/query", {"question": q, "k": 5})
-                e2e.append(time.perf_counter() - t)
+                encode_s, post_s, status, _ = _encode_then_post(embedder, raw, distinct())
+                bare.append(encode_s)
+                e2e.append(post_s)
                 if status != 200:
                     raise RuntimeError(f"what-if fp32 server answered {status}")
             raw.close()
