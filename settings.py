@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # torch and onnx: same weights, same vectors (cosine >= 0.9999), same index either way; measured with
     # eval/bench_encoders.py: ONNX Runtime encodes one question ~3x faster and loads in 0.5 s instead of ~7 s;
     # torch encodes batches of passages as fast or up to ~20% faster. onnx-int8 (questions only) needs about a
-    # third of onnx's CPU per question with the same eval-set quality (README, "Encoders").
+    # third of onnx's CPU per question with the same eval-set quality (README, "Encoder backends").
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8", description="Engine that encodes questions (service, ask, eval).")
     ingest_encoder_backend: Literal["torch", "onnx"] = Field(
