@@ -274,8 +274,16 @@ def create_app(state: ServiceState) -> FastAPI:
     guarded = [Depends(require_token)]
     QueryBody = schemas.query_request_model(settings.max_question_chars)
 
-    def answer(req: schemas.QueryRequest, st: ServiceState, search: bool) -> schemas.QueryResponse | None:
-        """The response to a query; with ``search`` False, only from the cache (None on a miss)."""
+    def search_and_keep(st: ServiceState, retriever, query: Query, key: tuple):
+        try:
+            result = retriever.search(query)
+        except UnknownSection as exc:
+            raise HTTPException(422, str(exc)) from None
+        if st.cache:
+            st.cache.put(key, result)
+        return result
+
+    async def run_query(req: schemas.QueryRequest, st: ServiceState) -> Response:
         question = req.question.strip()
         if not question:
             raise HTTPException(422, "question is empty: type a question")
@@ -285,28 +293,17 @@ def create_app(state: ServiceState) -> FastAPI:
         retriever = st.retriever  # one index for the whole request, even if a reload swaps it meanwhile
         query = Query(question, req.k, req.mode, req.section, req.document, req.group_by_section)
         key = (retriever.index.manifest.get("build", ""), query)
-        result = st.cache.get(key) if st.cache else None
-        if result is None:
-            if not search:
-                return None
-            try:
-                result = retriever.search(query)
-            except UnknownSection as exc:
-                raise HTTPException(422, str(exc)) from None
-            if st.cache:
-                st.cache.put(key, result)
-        documents = retriever.index.documents
-        passages = [_passage(hit, documents) for hit in result.hits]
-        return schemas.QueryResponse(
-            question=question, mode=req.mode, answerable=result.answerable, confidence=round(result.confidence, 4),
-            passages=passages, took_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-
-    async def run_query(req: schemas.QueryRequest, st: ServiceState) -> Response:
         # A repeated question is answered from the cache on the event loop (no thread hop); a new one is
         # searched in the thread pool, where encoding releases the GIL and the loop stays free.
-        cached = answer(req, st, search=False)
-        return as_json(cached if cached is not None else await bounded(answer, req, st, True))
+        result = st.cache.get(key) if st.cache else None
+        if result is None:
+            result = await bounded(search_and_keep, st, retriever, query, key)
+        documents = retriever.index.documents
+        return as_json(schemas.QueryResponse(
+            question=question, mode=req.mode, answerable=result.answerable, confidence=round(result.confidence, 4),
+            passages=[_passage(hit, documents) for hit in result.hits],
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+        ))
 
     async def post_query(body: schemas.QueryRequest, st: ServiceState = Depends(get_state)):
         return await run_query(body, st)
