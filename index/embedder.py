@@ -118,6 +118,23 @@ def onnx_export_path(cache_dir: str | Path, fingerprint: str) -> Path:
     return Path(cache_dir) / "onnx" / f"{fingerprint}-opset{ONNX_OPSET}-v{ONNX_EXPORT_VERSION}" / "model.onnx"
 
 
+def remove_stale_exports(current: Path, fingerprint: str) -> list[Path]:
+    """Delete this model's exports made by another recipe (older opset or export version) once ``current``
+    exists: a version bump would otherwise leave ~100 MB behind in the cache for every model. Other models'
+    exports are left alone. A process still running an old export keeps working: ONNX Runtime has read it."""
+    import re
+    import shutil
+
+    pattern = re.compile(rf"{re.escape(fingerprint)}-opset\d+-v\d+")
+    removed = []
+    for folder in current.parent.parent.iterdir():
+        if folder != current.parent and folder.is_dir() and pattern.fullmatch(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            log.info("removed the stale ONNX export %s", folder)
+    return removed
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks (also used for the index files' checksums)."""
     digest = hashlib.sha256()
@@ -332,6 +349,7 @@ def ensure_onnx_export(model_path: str, cache_dir: str | Path, fingerprint: str,
                 log.warning("cached ONNX export %s is unusable (%s); exporting it again", target, problem)
             try:
                 export_onnx(model_path, target, fingerprint, max_seq_length)
+                remove_stale_exports(target, fingerprint)
             except ModelUnavailable:
                 raise
             except ImportError as exc:

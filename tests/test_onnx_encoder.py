@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from index.embedder import Embedder, ModelUnavailable, export_problem, onnx_export_path
+from index.embedder import (ONNX_EXPORT_VERSION, ONNX_OPSET, Embedder, ModelUnavailable, export_problem,
+                            onnx_export_path)
 
 QUESTIONS = [
     "Which new global initiative did Xi Jinping put forward after the development, security and civilization initiatives?",
@@ -113,8 +114,14 @@ def test_truncated_export_is_exported_again(settings, onnx_embedder, torch_embed
     with target.open("r+b") as fh:  # an export cut short, e.g. by a full disk
         fh.truncate(target.stat().st_size // 3)
     assert "bytes" in export_problem(target, onnx_embedder.fingerprint)
+    stale = target.parent.with_name(f"{onnx_embedder.fingerprint}-opset{ONNX_OPSET}-v{ONNX_EXPORT_VERSION - 1}")
+    other_model = target.parent.with_name(f"{'0' * 16}-opset{ONNX_OPSET}-v{ONNX_EXPORT_VERSION - 1}")
+    for folder in (stale, other_model):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"an export by an older recipe")
     repaired = Embedder(settings.resolved_model_path, 1, "onnx", tmp_path)
     assert repaired.encoder.exported is True
+    assert not stale.exists() and (other_model / "model.onnx").exists()  # only this model's old export goes
     assert export_problem(target, onnx_embedder.fingerprint) is None
     assert cosines(repaired.encode(QUESTIONS), torch_embedder.encode(QUESTIONS)).min() >= MIN_COSINE
     assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind
