@@ -248,7 +248,7 @@ def run(settings, sizes=("report", 100_000), progress: Progress | None = None, q
 
 
 def format_table(results: dict) -> str:
-    head = (f"{'size':<26}{'backend':<13}{'index':<7}{'ingest s':>9}{'chunks/s':>10}{'re-sync s':>10}"
+    head = (f"{'size':<28}{'backend':<13}{'index':<10}{'ingest s':>9}{'chunks/s':>10}{'re-sync s':>10}"
             + "".join(f"{m + ' p50/p95 ms':>26}" for m in ("dense", "bm25", "hybrid", "hybrid+filter"))
             + f"{'recall@10':>11}")
     lines = [head]
@@ -256,7 +256,7 @@ def format_table(results: dict) -> str:
         cells = "".join(f"{r[m]['median_ms']:>17.2f} / {r[m]['p95_ms']:<6.2f}" for m in
                         ("dense", "bm25", "hybrid", "hybrid+filter"))
         resync = f"{r['resync_s']:>10.2f}" if r.get("resync_s") is not None else f"{'-':>10}"
-        lines.append(f"{r['size']:<26}{r['backend']:<13}{r['index']:<7}{r['ingest_s']:>9.2f}{r['chunks_per_s']:>10,.0f}"
+        lines.append(f"{r['size']:<28}{r['backend']:<13}{r['index']:<10}{r['ingest_s']:>9.2f}{r['chunks_per_s']:>10,.0f}"
                      f"{resync}{cells}{r['dense_recall@10']:>11.3f}")
     lines.append(f"latency over {results['queries']} questions per size, depth {results['depth']}; "
                  f"Milvus: {results['milvus']}; ingest excludes embedding")
