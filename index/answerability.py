@@ -3,8 +3,9 @@
 A near-miss question ("How many staff does CNCERT/CC employ?") retrieves on-topic passages with a
 high cosine, so similarity alone cannot tell it from an answerable one. What gives it away is a
 constraint of the question the evidence does not meet: a name, year or term absent from the best
-passages, a "how many" with no number in the best sentence, a "how much funding" with no money
-amount in the best passages. The features measure those; the
+passages, a "how many" with no number in the best sentence, a "how many graduates" whose passages
+count universities but not graduates, a "what percentage" with no percentage, a "how much funding"
+with no money amount in the best passages. The features measure those; the
 weights and threshold come from ``reportqa eval --calibrate`` (``index/answerability.json``).
 """
 from __future__ import annotations
@@ -30,6 +31,27 @@ _ASKS_MONEY = re.compile(
     r"|salar(?:y|ies)|spending)\b", re.IGNORECASE)
 _MONEY = re.compile(r"[$€£¥]|\b(?:US\$|USD|RMB|CNY|EUR|GBP|yuan|renminbi|dollars?|euros?|pounds sterling)\b",
                     re.IGNORECASE)
+# "How many <what is counted> <verb or preposition> ...": the counted words end at the first of these.
+_HOW_MANY = re.compile(r"\bhow many\s+(.+)", re.IGNORECASE)
+_COUNT_SPAN_ENDS = frozenset(
+    "do does did have has had is are was were will would can could should shall may might been be "
+    "in on at of for from by to with within across under over since during per that which who whose".split())
+_COUNT_SPAN_MAX_WORDS = 6
+# A number counts the thing when at most this many content words (stopwords dropped) stand between
+# them: "over 120 online and offline national pavilions", "the number of active IPv6 users has
+# surpassed 850 million".
+COUNT_WINDOW = 5
+_MONTHS = frozenset(normalise("january february march april june july august september october november "
+                              "december")) | {"may"}
+_YEAR = re.compile(r"(?:19|20)\d\d")
+# Asking for a percentage: "what percentage / share of / proportion", "the … deployment rate".
+_ASKS_PERCENT = re.compile(r"\b(?:percentage|percent|proportion|fraction|share of|rate)\b", re.IGNORECASE)
+_PERCENT = re.compile(r"%|\bper ?cent\b|\b(?:half|quarter|a third|two[- ]thirds)\b")
+# Counts written as words ("signed by three countries", "dozens of projects").
+_NUMBER_WORDS = frozenset(normalise(
+    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty "
+    "sixty seventy eighty ninety hundred hundreds thousand thousands million millions billion billions "
+    "dozen dozens"))
 _NAME_OR_NUMBER = re.compile(r"\b([A-Z][\w-]*|\d[\w.-]*)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Capitalised only because they start a clause or are question words, not because they name something.
@@ -55,7 +77,7 @@ class AnswerabilityModel:
 # can only hurt. Calibration keeps weights to these signs, so a small eval set cannot teach it that
 # words unknown to the report make an answer likelier.
 FEATURE_SIGNS = {"top_dense": 1, "best_sentence": 1, "missing_terms": -1, "missing_in_top": -1,
-                 "name_missing": -1, "quantity_unmet": -1, "money_unmet": -1}
+                 "name_missing": -1, "quantity_unmet": -1, "money_unmet": -1, "count_unmet": -1}
 
 # A plain cosine threshold until calibrated (the bundled coefficients replace it).
 DEFAULT_ANSWERABILITY = AnswerabilityModel({"top_dense": 30.0}, -12.0)
@@ -72,6 +94,57 @@ def asks_quantity(question: str) -> bool:
 
 def asks_money(question: str) -> bool:
     return bool(_ASKS_MONEY.search(question))
+
+
+def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
+    """The normalised word naming what a "how many" question counts (its first plural noun before the verb
+    or preposition, else the last word there) and the head of that word's acronym expansion: "How many CERTs signed …" →
+    {"cert", "team"}; empty for any other question."""
+    match = _HOW_MANY.search(question)
+    if not match:
+        return frozenset()
+    span: list[str] = []
+    for word in re.findall(r"[\w/'-]+", match.group(1)):
+        lowered = word.lower()
+        if lowered in _COUNT_SPAN_ENDS or (span and lowered.endswith("ed")) or len(span) == _COUNT_SPAN_MAX_WORDS:
+            break
+        span.append(word)
+    if not span:
+        return frozenset()
+    # The first plural: modifiers before the head noun are singular ("data transfer security assessments"),
+    # and a verb without an auxiliary ("… universities offer programs") comes after it.
+    plurals = [w for w in span if w.lower().endswith("s") and not w.lower().endswith(("ss", "us", "is"))]
+    head = plurals[0] if plurals else span[-1]
+    terms = set(normalise(head)[-1:])
+    expansion = acronyms.get(head) or acronyms.get(head.rstrip("s"))
+    if expansion:
+        terms.update(normalise(expansion)[-1:])
+    return frozenset(terms)
+
+
+def counts_in(text_lower: str, counted: frozenset[str], question_numbers: set[str]) -> bool:
+    """Whether a sentence of ``text_lower`` has a number within COUNT_WINDOW content words of a counted
+    term. Years, days of a month and the question's own numbers are not counts."""
+    for sentence in re.split(r"(?<=[.;!?])\s+", text_lower):
+        words = normalise(sentence)
+        numbers = [i for i, w in enumerate(words) if w in _NUMBER_WORDS or (
+            w.isdigit() and w not in question_numbers and not _YEAR.fullmatch(w)
+            and not (i > 0 and words[i - 1] in _MONTHS))]
+        if not numbers:
+            continue
+        heads = [i for i, w in enumerate(words) if w in counted]
+        if any(abs(i - j) <= COUNT_WINDOW for i in numbers for j in heads):
+            return True
+    return False
+
+
+def count_unmet(question: str, top_lower: str, acronyms: dict[str, str]) -> bool:
+    """A "how many X" question whose best passages have no number counting X, or a percentage question
+    whose best passages have no percentage: the report has the topic but not the figure asked for."""
+    counted = counted_terms(question, acronyms)
+    if counted and not counts_in(top_lower, counted, set(normalise(question))):
+        return True
+    return bool(_ASKS_PERCENT.search(question)) and not _PERCENT.search(top_lower)
 
 
 def names_and_numbers(question: str) -> list[str]:
@@ -103,4 +176,5 @@ def evidence_features(question: str, top_terms: frozenset[str], top_lower: str, 
         "name_missing": float(any(not mentions(top_lower, n, acronyms) for n in names)),
         "quantity_unmet": float(quantity_unmet),
         "money_unmet": float(asks_money(question) and not _MONEY.search(top_lower)),
+        "count_unmet": float(count_unmet(question, top_lower, acronyms)),
     }

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from eval.harness import beir_retriever, cosine_only_rates, cross_validated_rates, evaluate_mode, load_questions, run_beir
-from index.answerability import asks_money, asks_quantity, evidence_features, key_terms, mentions, names_and_numbers
+from index.answerability import (asks_money, asks_quantity, counted_terms, evidence_features, key_terms, mentions,
+                                 names_and_numbers)
 from index.lexical import FieldedLexicalIndex, LexicalIndex, normalise
 from index.retriever import FusionWeights, Query, Retriever
 
@@ -74,6 +75,39 @@ def test_evidence_features_flag_unmet_constraints():
     for paid in ("It got US$2 million.", "A fund of 5 billion yuan.", "It cost €40m.", "Priced at 3 dollars."):
         assert features_of("How much funding did it get?", paid)["money_unmet"] == 0.0, paid
     assert features_of("How many users?", "No money here.")["money_unmet"] == 0.0  # not asked for
+
+
+def test_the_counted_thing_is_the_head_noun_before_the_verb():
+    cert = {"CERTs": "Computer Emergency Response Teams"}
+    assert counted_terms("How many CERTs signed memorandums with China?", cert) == {"cert", "team"}
+    assert counted_terms("How many international submarine cables land in mainland China?", {}) == {"cabl"}
+    assert counted_terms("How many cybersecurity graduates do Chinese universities produce?", {}) == {"graduat"}
+    assert counted_terms("How many staff does CNCERT/CC employ?", {}) == {"staff"}
+    assert counted_terms("how many activ IPv6 users does chian have", {}) == {"user"}
+    assert counted_terms("How many Internet users and 4G base stations did China have?", {}) == {"user"}
+    assert counted_terms("How many deep synthesis service algorithms were registered?", {}) == {"algorithm"}
+    assert counted_terms("How many Chinese universities offer cybersecurity programs?", {}) == {"universiti"}
+    assert counted_terms("What share of GDP is digital?", {}) == frozenset()  # not a "how many" question
+
+
+def test_a_count_must_count_the_thing_asked_for():
+    counted = "Over 600 universities in China have opened cybersecurity-related programs."
+    assert features_of("How many Chinese universities offer cybersecurity programs?", counted)["count_unmet"] == 0.0
+    # the same passage has a number, but it counts universities, not graduates
+    assert features_of("How many cybersecurity graduates do universities produce?", counted)["count_unmet"] == 1.0
+    after = "In China, the number of active IPv6 users has surpassed 850 million."
+    assert features_of("How many active IPv6 users does China have?", after)["count_unmet"] == 0.0
+    for not_a_count in ("The convention was adopted on March 1, 2017, and countries cooperate.",
+                        "By 2030 countries will cooperate.", "In 12 countries"):
+        assert features_of("How many countries have signed it in 12 months?", not_a_count)["count_unmet"] == 1.0, \
+            not_a_count  # a day of a month, a year, a number from the question are not counts
+    for in_words in ("It was signed by three countries.", "Dozens of countries signed it."):
+        assert features_of("How many countries signed it?", in_words)["count_unmet"] == 0.0, in_words
+    assert features_of("What share of households have fiber?", "Half of households have fiber.")["count_unmet"] == 0.0
+    rate = "The global deployment rate of IPv6 is nearly 40 per cent."
+    assert features_of("What is the global IPv6 deployment rate?", rate)["count_unmet"] == 0.0
+    assert features_of("What percentage of households have fiber?", "6 million households")["count_unmet"] == 1.0
+    assert features_of("Why does the report call for cooperation?", "No numbers.")["count_unmet"] == 0.0
 
 
 def test_no_answer_model_beats_a_cosine_threshold_on_unseen_questions(retriever):
