@@ -41,6 +41,9 @@ _COUNT_SPAN_MAX_WORDS = 6
 # them: "over 120 online and offline national pavilions", "the number of active IPv6 users has
 # surpassed 850 million".
 COUNT_WINDOW = 5
+# "How many people …" is answered by a count of users, citizens, households …: one class of counted words.
+_PEOPLE = frozenset(normalise("people persons individuals users netizens citizens residents inhabitants "
+                              "population households"))
 _MONTHS = frozenset(normalise("january february march april june july august september october november "
                               "december")) | {"may"}
 _YEAR = re.compile(r"(?:19|20)\d\d")
@@ -116,6 +119,8 @@ def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
     plurals = [w for w in span if w.lower().endswith("s") and not w.lower().endswith(("ss", "us", "is"))]
     head = plurals[0] if plurals else span[-1]
     terms = set(normalise(head)[-1:])
+    if terms & _PEOPLE:
+        terms |= _PEOPLE
     expansion = acronyms.get(head) or acronyms.get(head.rstrip("s"))
     if expansion:
         terms.update(normalise(expansion)[-1:])
