@@ -99,13 +99,13 @@ def asks_money(question: str) -> bool:
     return bool(_ASKS_MONEY.search(question))
 
 
-def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
-    """The normalised word naming what a "how many" question counts (its first plural noun before the verb
-    or preposition, else the last word there) and the head of that word's acronym expansion: "How many CERTs signed …" →
-    {"cert", "team"}; empty for any other question."""
+def counted_head(question: str) -> str | None:
+    """The word, as asked, naming what a "how many" question counts: the first plural noun before the
+    verb or preposition, else the last word there ("How many CERTs signed …" → "CERTs"); None for any
+    other question."""
     match = _HOW_MANY.search(question)
     if not match:
-        return frozenset()
+        return None
     span: list[str] = []
     for word in re.findall(r"[\w/'-]+", match.group(1)):
         lowered = word.lower()
@@ -113,11 +113,19 @@ def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
             break
         span.append(word)
     if not span:
-        return frozenset()
+        return None
     # The first plural: modifiers before the head noun are singular ("data transfer security assessments"),
     # and a verb without an auxiliary ("… universities offer programs") comes after it.
     plurals = [w for w in span if w.lower().endswith("s") and not w.lower().endswith(("ss", "us", "is"))]
-    head = plurals[0] if plurals else span[-1]
+    return plurals[0] if plurals else span[-1]
+
+
+def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
+    """The normalised forms of the counted word (see ``counted_head``), of the head of its acronym
+    expansion ("CERTs" → {"cert", "team"}) and, for people, of the other words that count them."""
+    head = counted_head(question)
+    if head is None:
+        return frozenset()
     terms = set(normalise(head)[-1:])
     if terms & _PEOPLE:
         terms |= _PEOPLE
@@ -143,15 +151,6 @@ def counts_in(text_lower: str, counted: frozenset[str], question_numbers: set[st
     return False
 
 
-def count_unmet(question: str, top_lower: str, acronyms: dict[str, str]) -> bool:
-    """A "how many X" question whose best passages have no number counting X, or a percentage question
-    whose best passages have no percentage: the report has the topic but not the figure asked for."""
-    counted = counted_terms(question, acronyms)
-    if counted and not counts_in(top_lower, counted, set(normalise(question))):
-        return True
-    return bool(_ASKS_PERCENT.search(question)) and not _PERCENT.search(top_lower)
-
-
 def names_and_numbers(question: str) -> list[str]:
     """Capitalised words and numbers after the first word: names, acronyms, years, "6G"."""
     return [m.group(1) for m in _NAME_OR_NUMBER.finditer(question)
@@ -167,19 +166,65 @@ def mentions(text_lower: str, name: str, acronyms: dict[str, str]) -> bool:
     return bool(expansion) and expansion.lower() in text_lower
 
 
-def evidence_features(question: str, top_terms: frozenset[str], top_lower: str, best_sentence: str,
-                      acronyms: dict[str, str]) -> dict:
-    """How well the best passages (their normalised terms, their lowercased text) and the best sentence
-    meet the question's constraints."""
+@dataclass(frozen=True)
+class ConstraintCheck:
+    """What the question asks for that the best passages (or their best sentence) do not have."""
+
+    missing_words: tuple[str, ...]  # key question words, as asked, absent from the best passages
+    missing_share: float            # the share of key terms absent
+    missing_names: tuple[str, ...]  # names, acronyms, years and numbers of the question absent
+    quantity_unmet: bool            # asks how many / what share, and the best sentence has no new number
+    uncounted: str | None           # "how many X" and no number counts X: the X, as asked
+    percent_unmet: bool             # asks for a percentage or rate, and there is no percentage
+    money_unmet: bool               # asks for an amount of money, and there is none
+
+    def reasons(self) -> list[str]:
+        """The unmet constraints in words, for people deciding whether to trust the passages."""
+        out = []
+        if self.missing_names:
+            out.append(f"the best passages do not mention {', '.join(self.missing_names)}")
+        if self.uncounted:
+            out.append(f"no number of {self.uncounted} in the best passages")
+        if self.percent_unmet:
+            out.append("no percentage in the best passages")
+        if self.money_unmet:
+            out.append("no amount of money in the best passages")
+        if self.quantity_unmet and not self.uncounted:
+            out.append("no number in the best sentence")
+        words = [w for w in self.missing_words if w not in self.missing_names]
+        if words:
+            out.append(f"not in the best passages: {', '.join(words)}")
+        return out
+
+
+def check_constraints(question: str, top_terms: frozenset[str], top_lower: str, best_sentence: str,
+                      acronyms: dict[str, str]) -> ConstraintCheck:
+    """Check the question's constraints against the best passages (their normalised terms, their
+    lowercased text) and the best sentence."""
     terms = key_terms(question)
-    names = names_and_numbers(question)
+    missing = {t for t in terms if t not in top_terms}
     asked_numbers = set(_NUMBER.findall(question))
-    quantity_unmet = asks_quantity(question) and not any(
-        n not in asked_numbers for n in _NUMBER.findall(best_sentence))
+    counted = counted_terms(question, acronyms)
+    return ConstraintCheck(
+        missing_words=tuple(dict.fromkeys(w for w in re.findall(r"[\w'-]+", question)
+                                          if (n := normalise(w)) and n[-1] in missing)),
+        missing_share=len(missing) / (len(terms) or 1),
+        missing_names=tuple(n for n in names_and_numbers(question) if not mentions(top_lower, n, acronyms)),
+        quantity_unmet=asks_quantity(question) and not any(
+            n not in asked_numbers for n in _NUMBER.findall(best_sentence)),
+        uncounted=counted_head(question) if counted and not counts_in(
+            top_lower, counted, set(normalise(question))) else None,
+        percent_unmet=bool(_ASKS_PERCENT.search(question)) and not _PERCENT.search(top_lower),
+        money_unmet=asks_money(question) and not _MONEY.search(top_lower),
+    )
+
+
+def evidence_features(check: ConstraintCheck) -> dict[str, float]:
+    """The model's constraint features (the similarity features come from the retriever)."""
     return {
-        "missing_in_top": sum(1 for t in terms if t not in top_terms) / (len(terms) or 1),
-        "name_missing": float(any(not mentions(top_lower, n, acronyms) for n in names)),
-        "quantity_unmet": float(quantity_unmet),
-        "money_unmet": float(asks_money(question) and not _MONEY.search(top_lower)),
-        "count_unmet": float(count_unmet(question, top_lower, acronyms)),
+        "missing_in_top": check.missing_share,
+        "name_missing": float(bool(check.missing_names)),
+        "quantity_unmet": float(check.quantity_unmet),
+        "money_unmet": float(check.money_unmet),
+        "count_unmet": float(bool(check.uncounted) or check.percent_unmet),
     }

@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from index.answerability import DEFAULT_ANSWERABILITY, AnswerabilityModel, evidence_features
+from index.answerability import (DEFAULT_ANSWERABILITY, AnswerabilityModel, ConstraintCheck, check_constraints,
+                                 evidence_features)
 from index.embedder import Embedder
 from index.backends import ChunkFilter
 from index.lexical import expand_acronyms, normalise
@@ -66,6 +67,8 @@ class SearchResult:
     confidence: float
     expanded_question: str
     features: dict = field(default_factory=dict)
+    # When not answerable: the question's constraints the best passages do not meet, in words.
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,9 +180,11 @@ class Retriever:
             best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
         hybrid = fused if query.mode == "hybrid" and not where.active else \
             self._fuse("hybrid", dense_rank, bm25_rank, best)
-        features = self._features(query.question, dense_rank, hybrid, best)
+        features, check = self._features(query.question, dense_rank, hybrid, best)
         confidence = self.answerability.probability(features)
-        return SearchResult(hits, confidence >= self.answerability.threshold, confidence, expanded, features)
+        answerable = confidence >= self.answerability.threshold
+        reasons = () if answerable else tuple(check.reasons()) or ("the best passages are not close to the question",)
+        return SearchResult(hits, answerable, confidence, expanded, features, reasons)
 
     def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict,
               best: dict[int, tuple[float, int]]) -> dict[int, float]:
@@ -259,7 +264,7 @@ class Retriever:
         return frozenset().union(*self._sentence_terms(i))
 
     def _features(self, question: str, dense_rank: dict, hybrid: dict[int, float],
-                  best: dict[int, tuple[float, int]]) -> dict[str, float]:
+                  best: dict[int, tuple[float, int]]) -> tuple[dict[str, float], ConstraintCheck]:
         top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         top = sorted(hybrid, key=lambda i: (-hybrid[i], i))[:EVIDENCE_CHUNKS]
         scored = [i for i in top if i in best]
@@ -271,11 +276,12 @@ class Retriever:
             best_text = self.index.chunks[i].text[s.text_start:s.text_end]
         evidence = top[:3]
         known, total = self.index.backend.known_terms(question)  # as asked, before acronym expansion
+        check = check_constraints(question, frozenset().union(*(self._chunk_terms(i) for i in evidence)),
+                                  " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
+                                  self.index.acronyms)
         return {
             "top_dense": float(top_dense),
             "best_sentence": float(best_score),
             "missing_terms": float(total - known) / (total or 1),
-            **evidence_features(question, frozenset().union(*(self._chunk_terms(i) for i in evidence)),
-                                " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
-                                self.index.acronyms),
-        }
+            **evidence_features(check),
+        }, check

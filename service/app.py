@@ -301,7 +301,7 @@ def create_app(state: ServiceState) -> FastAPI:
         documents = retriever.index.documents
         return as_json(schemas.QueryResponse(
             question=question, mode=req.mode, answerable=result.answerable, confidence=round(result.confidence, 4),
-            passages=[_passage(hit, documents) for hit in result.hits],
+            reasons=list(result.reasons), passages=[_passage(hit, documents) for hit in result.hits],
             took_ms=round((time.perf_counter() - started) * 1000, 2),
         ))
 

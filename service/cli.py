@@ -147,7 +147,10 @@ def cmd_ask(args) -> int:
         print(json.dumps(_result_json(question, result, retriever), ensure_ascii=False, indent=2))
         return 0
     verdict = "likely answered" if result.answerable else "probably NOT answered by the report"
-    print(f"Q: {question}\n   ({verdict}, confidence {result.confidence:.2f})\n")
+    print(f"Q: {question}\n   ({verdict}, confidence {result.confidence:.2f})")
+    for reason in result.reasons:
+        print(f"   - {reason}")
+    print()
     for rank, hit in enumerate(result.hits, 1):
         c = hit.chunk
         path = " › ".join(c.section_path) or "(opening)"
@@ -164,7 +167,7 @@ def _result_json(question, result, retriever) -> dict:
     docs = retriever.index.documents
     return {
         "question": question, "answerable": result.answerable, "confidence": round(result.confidence, 4),
-        "passages": [{
+        "reasons": list(result.reasons), "passages": [{
             "chunk_id": h.chunk.id, "text": h.chunk.text, "score": h.score,
             "citation": {"document": h.chunk.document_id,
                          "document_title": docs[h.chunk.document_id].title if h.chunk.document_id in docs else "",

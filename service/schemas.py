@@ -78,6 +78,9 @@ class QueryResponse(BaseModel):
     mode: Mode
     answerable: bool
     confidence: float = Field(description="Probability that the report answers the question.")
+    reasons: list[str] = Field(default_factory=list, description=(
+        "When answerable is false: what the question asks for that the best passages lack, in words "
+        "(e.g. 'no number of graduates in the best passages')."))
     passages: list[Passage]
     took_ms: float
 

@@ -184,6 +184,7 @@ def test_unanswerable_question_says_no_good_match(driver, server):
     notice = driver.find_element(By.ID, "no-match")
     assert notice.is_displayed()
     assert "No good match" in notice.text
+    assert "football" in notice.find_element(By.ID, "no-match-reasons").text  # what the report lacks
     assert "No good match" in driver.find_element(By.ID, "status").get_attribute("textContent")
     # The passages are still shown, each labelled as a weak match.
     assert all("weak match" in r.text.lower() for r in results)

@@ -18,8 +18,11 @@ def test_ask_json_and_text(settings, built_index):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["passages"][0]["citation"]["section_id"] == "p2.x" and len(data["passages"]) == 2
+    assert data["answerable"] is True and data["reasons"] == []
     text = run(["ask", "cybercrime cooperation with neighbouring countries"], settings)
     assert text.returncode == 0 and "[p2.vi]" in text.stdout and "»" in text.stdout
+    rejected = run(["ask", "How many staff does CNCERT/CC employ?"], settings)
+    assert "probably NOT answered" in rejected.stdout and "   - no number of staff in the best passages" in rejected.stdout
 
 
 def test_sections_tree(settings, built_index):

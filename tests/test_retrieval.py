@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from eval.harness import beir_retriever, cosine_only_rates, cross_validated_rates, evaluate_mode, load_questions, run_beir
-from index.answerability import (asks_money, asks_quantity, counted_terms, evidence_features, key_terms, mentions,
-                                 names_and_numbers)
+from index.answerability import (asks_money, asks_quantity, check_constraints, counted_terms, evidence_features,
+                                 key_terms, mentions, names_and_numbers)
 from index.lexical import FieldedLexicalIndex, LexicalIndex, normalise
 from index.retriever import FusionWeights, Query, Retriever
 
@@ -58,7 +58,11 @@ def test_question_constraints_are_read_from_the_text():
 
 
 def features_of(question: str, passage: str) -> dict:
-    return evidence_features(question, frozenset(normalise(passage)), passage.lower(), passage, {})
+    return evidence_features(check_of(question, passage))
+
+
+def check_of(question: str, passage: str):
+    return check_constraints(question, frozenset(normalise(passage)), passage.lower(), passage, {})
 
 
 def test_evidence_features_flag_unmet_constraints():
@@ -111,6 +115,25 @@ def test_a_count_must_count_the_thing_asked_for():
     assert features_of("What is the global IPv6 deployment rate?", rate)["count_unmet"] == 0.0
     assert features_of("What percentage of households have fiber?", "6 million households")["count_unmet"] == 1.0
     assert features_of("Why does the report call for cooperation?", "No numbers.")["count_unmet"] == 0.0
+
+
+def test_unmet_constraints_are_said_in_words():
+    passage = "Over 600 universities in Asia have opened cybersecurity programs."
+    reasons = check_of("How many cybersecurity graduates did Chinese universities train in 2024?", passage).reasons()
+    assert reasons == ["the best passages do not mention Chinese, 2024", "no number of graduates in the best passages",
+                       "not in the best passages: graduates, train"]
+    assert check_of("How many universities have opened cybersecurity programs?", passage).reasons() == []
+    assert check_of("What fines apply in Asia?", passage).reasons() == ["no amount of money in the best passages",
+                                                                         "not in the best passages: fines, apply"]
+
+
+def test_a_rejected_question_says_why(retriever):
+    from index import Query
+
+    rejected = retriever.search(Query("How many cybersecurity graduates do Chinese universities produce each year?"))
+    assert not rejected.answerable and "no number of graduates in the best passages" in rejected.reasons
+    answered = retriever.search(Query("How many Chinese universities offer cybersecurity-related programs?"))
+    assert answered.answerable and answered.reasons == ()
 
 
 def test_no_answer_model_beats_a_cosine_threshold_on_unseen_questions(retriever):

@@ -21,8 +21,9 @@ def test_health_ready_and_metrics(client):
 
 def test_query_response_shape(client):
     body = client.post("/query", json={"question": "How many 5G base stations does China have?", "k": 3}).json()
-    assert set(body) == {"question", "mode", "answerable", "confidence", "passages", "took_ms"}
+    assert set(body) == {"question", "mode", "answerable", "confidence", "reasons", "passages", "took_ms"}
     assert body["mode"] == "hybrid" and body["answerable"] is True and len(body["passages"]) == 3
+    assert body["reasons"] == []
     top = body["passages"][0]
     assert top["citation"]["section_id"] == "p2.x"
     assert top["highlights"] and "5G base stations" in top["highlights"][0]["text"]
@@ -57,6 +58,7 @@ def test_section_filter_and_grouping(client):
 def test_unanswerable_question_is_flagged(client):
     body = client.post("/query", json={"question": "Who won the football world cup in 2022?"}).json()
     assert body["answerable"] is False
+    assert any("football" in reason for reason in body["reasons"]), body["reasons"]  # says why
 
 
 def test_sections_tree_section_and_passage(client):
