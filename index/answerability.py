@@ -211,7 +211,8 @@ def check_constraints(question: str, top_terms: frozenset[str], top_lower: str, 
         missing_share=len(missing) / (len(terms) or 1),
         missing_names=tuple(n for n in names_and_numbers(question) if not mentions(top_lower, n, acronyms)),
         quantity_unmet=asks_quantity(question) and not any(
-            n not in asked_numbers for n in _NUMBER.findall(best_sentence)),
+            n not in asked_numbers for n in _NUMBER.findall(best_sentence)) and not any(
+            w in _NUMBER_WORDS for w in normalise(best_sentence)),
         uncounted=counted_head(question) if counted and not counts_in(
             top_lower, counted, set(normalise(question))) else None,
         percent_unmet=bool(_ASKS_PERCENT.search(question)) and not _PERCENT.search(top_lower),

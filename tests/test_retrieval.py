@@ -75,6 +75,7 @@ def test_evidence_features_flag_unmet_constraints():
     echoed = features_of("How many stations were built by 2030?", "By 2030, stations.")
     assert no_number["quantity_unmet"] == 1.0 and echoed["quantity_unmet"] == 1.0  # a number from the question is no answer
     assert features_of("How many users?", "1.1 billion users")["quantity_unmet"] == 0.0
+    assert features_of("How many points were in the proposal?", "A five-point proposal.")["quantity_unmet"] == 0.0
     assert features_of("How much funding did it get?", "It got 2 million users.")["money_unmet"] == 1.0
     for paid in ("It got US$2 million.", "A fund of 5 billion yuan.", "It cost €40m.", "Priced at 3 dollars."):
         assert features_of("How much funding did it get?", paid)["money_unmet"] == 0.0, paid
