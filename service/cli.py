@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 EXIT_USAGE, EXIT_INPUT, EXIT_INDEX = 2, 3, 4
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
 
 
 class CliError(Exception):
@@ -412,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"reportqa {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`reportqa ask … | head`): stop quietly, as Unix tools do. stdout goes to
+        # /dev/null first, or Python reports the pipe again when it flushes at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         print(f"reportqa {args.command}: error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}", file=sys.stderr)
         return 1

@@ -25,6 +25,16 @@ def test_ask_json_and_text(settings, built_index):
     assert "probably NOT answered" in rejected.stdout and "   - no number of staff in the best passages" in rejected.stdout
 
 
+def test_output_into_a_closed_pipe_stops_quietly(settings, built_index):
+    """`reportqa ask … | head`: the reader goes away before the answer is printed."""
+    env = dict(os.environ, REPORTQA_INDEX_DIR=str(settings.index_dir))
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "ask", "data security", "--k", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # before the model has even loaded, so the first write finds no reader
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 141 and err == b"", err.decode()[-500:]
+
+
 def test_sections_tree(settings, built_index):
     out = run(["sections"], settings)
     assert out.returncode == 0
