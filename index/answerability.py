@@ -123,7 +123,10 @@ def counted_head(question: str) -> str | None:
 def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
     """The normalised forms of the counted word (see ``counted_head``), of the head of its acronym
     expansion ("CERTs" → {"cert", "team"}) and, for people, of the other words that count them."""
-    head = counted_head(question)
+    return _counted_forms(counted_head(question), acronyms)
+
+
+def _counted_forms(head: str | None, acronyms: dict[str, str]) -> frozenset[str]:
     if head is None:
         return frozenset()
     terms = set(normalise(head)[-1:])
@@ -166,6 +169,10 @@ def mentions(text_lower: str, name: str, acronyms: dict[str, str]) -> bool:
     return bool(expansion) and expansion.lower() in text_lower
 
 
+# The reason given for a rejected question whose constraints are all met: its passages are just not close.
+FAR_FROM_QUESTION = "the best passages are not close to the question"
+
+
 @dataclass(frozen=True)
 class ConstraintCheck:
     """What the question asks for that the best passages (or their best sentence) do not have."""
@@ -179,7 +186,8 @@ class ConstraintCheck:
     money_unmet: bool               # asks for an amount of money, and there is none
 
     def reasons(self) -> list[str]:
-        """The unmet constraints in words, for people deciding whether to trust the passages."""
+        """The unmet constraints in words, for people deciding whether to trust the passages (empty when
+        the question was rejected on similarity alone: see ``FAR_FROM_QUESTION``)."""
         out = []
         if self.missing_names:
             out.append(f"the best passages do not mention {', '.join(self.missing_names)}")
@@ -204,7 +212,8 @@ def check_constraints(question: str, top_terms: frozenset[str], top_lower: str, 
     terms = key_terms(question)
     missing = {t for t in terms if t not in top_terms}
     asked_numbers = set(_NUMBER.findall(question))
-    counted = counted_terms(question, acronyms)
+    head = counted_head(question)
+    counted = _counted_forms(head, acronyms)
     return ConstraintCheck(
         missing_words=tuple(dict.fromkeys(w for w in re.findall(r"[\w'-]+", question)
                                           if (n := normalise(w)) and n[-1] in missing)),
@@ -213,7 +222,7 @@ def check_constraints(question: str, top_terms: frozenset[str], top_lower: str, 
         quantity_unmet=asks_quantity(question) and not any(
             n not in asked_numbers for n in _NUMBER.findall(best_sentence)) and not any(
             w in _NUMBER_WORDS for w in normalise(best_sentence)),
-        uncounted=counted_head(question) if counted and not counts_in(
+        uncounted=head if counted and not counts_in(
             top_lower, counted, set(normalise(question))) else None,
         percent_unmet=bool(_ASKS_PERCENT.search(question)) and not _PERCENT.search(top_lower),
         money_unmet=asks_money(question) and not _MONEY.search(top_lower),

@@ -25,6 +25,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import time
 import uuid
 import warnings
@@ -122,9 +124,6 @@ def remove_stale_exports(current: Path, fingerprint: str) -> list[Path]:
     """Delete this model's exports made by another recipe (older opset or export version) once ``current``
     exists: a version bump would otherwise leave ~100 MB behind in the cache for every model. Other models'
     exports are left alone. A process still running an old export keeps working: ONNX Runtime has read it."""
-    import re
-    import shutil
-
     pattern = re.compile(rf"{re.escape(fingerprint)}-opset\d+-v\d+")
     removed = []
     for folder in current.parent.parent.iterdir():

@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from index.answerability import (DEFAULT_ANSWERABILITY, AnswerabilityModel, ConstraintCheck, check_constraints,
-                                 evidence_features)
+from index.answerability import (DEFAULT_ANSWERABILITY, FAR_FROM_QUESTION, AnswerabilityModel, ConstraintCheck,
+                                 check_constraints, evidence_features)
 from index.embedder import Embedder
 from index.backends import ChunkFilter
 from index.lexical import expand_acronyms, normalise
@@ -183,7 +183,7 @@ class Retriever:
         features, check = self._features(query.question, dense_rank, hybrid, best)
         confidence = self.answerability.probability(features)
         answerable = confidence >= self.answerability.threshold
-        reasons = () if answerable else tuple(check.reasons()) or ("the best passages are not close to the question",)
+        reasons = () if answerable else tuple(check.reasons()) or (FAR_FROM_QUESTION,)
         return SearchResult(hits, answerable, confidence, expanded, features, reasons)
 
     def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict,
