@@ -329,38 +329,47 @@ def export_onnx(model_path: str, target: Path, fingerprint: str, max_seq_length:
     log.info("exported %s to %s in %.1fs", model_path, target, time.perf_counter() - started)
 
 
-def ensure_onnx_export(model_path: str, cache_dir: str | Path, fingerprint: str, max_seq_length: int
-                       ) -> tuple[Path, bool]:
-    """The cached export for this model (made now if missing or damaged) and whether this call made it.
+def _ensure_cached(target: Path, fingerprint: str, make: Callable[[], None], what: str) -> bool:
+    """Make the cached file ``target`` with ``make`` if it is missing or damaged; whether this call made it.
 
-    Readers never see a partial file (export to a temp file, then os.replace); a lock makes concurrent
-    processes wait for one export instead of each making their own."""
-    target = onnx_export_path(cache_dir, fingerprint)
+    Readers never see a partial file (``make`` writes a temp file, then os.replace); a lock makes
+    concurrent processes wait for one maker instead of each making their own."""
     try:
         if export_problem(target, fingerprint) is None:
-            return target, False
+            return False
         target.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(target.parent / ".export.lock"):
             problem = export_problem(target, fingerprint)  # another process may have finished it meanwhile
             if problem is None:
-                return target, False
+                return False
             if target.exists():
-                log.warning("cached ONNX export %s is unusable (%s); exporting it again", target, problem)
+                log.warning("cached %s %s is unusable (%s); making it again", what, target, problem)
             try:
-                export_onnx(model_path, target, fingerprint, max_seq_length)
-                remove_stale_exports(target, fingerprint)
+                make()
             except ModelUnavailable:
                 raise
-            except ImportError as exc:
-                raise ModelUnavailable(f"exporting the model to ONNX needs torch, transformers and onnx: {exc}"
-                                       ) from exc
             except Exception as exc:
-                raise ModelUnavailable(f"exporting {model_path} to ONNX failed: {type(exc).__name__}: {exc}"
+                raise ModelUnavailable(f"making the {what} {target.name} failed: {type(exc).__name__}: {exc}"
                                        ) from exc
     except OSError as exc:
         raise ModelUnavailable(f"cannot use the ONNX export cache {target.parent} ({exc.strerror or exc}); "
                                "set REPORTQA_CACHE_DIR to a writable folder") from exc
-    return target, True
+    return True
+
+
+def ensure_onnx_export(model_path: str, cache_dir: str | Path, fingerprint: str, max_seq_length: int
+                       ) -> tuple[Path, bool]:
+    """The cached export for this model (made now if missing or damaged) and whether this call made it."""
+    target = onnx_export_path(cache_dir, fingerprint)
+
+    def export() -> None:
+        try:
+            export_onnx(model_path, target, fingerprint, max_seq_length)
+        except ImportError as exc:
+            raise ModelUnavailable(f"exporting the model to ONNX needs torch, transformers and onnx: {exc}") from exc
+        remove_stale_exports(target, fingerprint)
+
+    return target, _ensure_cached(target, fingerprint, export, "ONNX export")
 
 
 # The quantized file must stay this close to fp32 on the check sentences (measured: min 0.991, mean 0.994
@@ -410,24 +419,8 @@ def quantize_onnx(fp32_path: Path, target: Path, fingerprint: str, model_path: s
 def ensure_quantized(fp32_path: Path, fingerprint: str, model_path: str, max_seq_length: int) -> Path:
     """The int8 file beside the fp32 export (made now if missing or damaged), under the export's lock."""
     target = quantized_path(fp32_path)
-    try:
-        if export_problem(target, fingerprint) is None:
-            return target
-        with _exclusive(target.parent / ".export.lock"):
-            problem = export_problem(target, fingerprint)
-            if problem is None:
-                return target
-            if target.exists():
-                log.warning("cached int8 model %s is unusable (%s); quantizing again", target, problem)
-            try:
-                quantize_onnx(fp32_path, target, fingerprint, model_path, max_seq_length)
-            except ModelUnavailable:
-                raise
-            except Exception as exc:
-                raise ModelUnavailable(f"quantizing {fp32_path} failed: {type(exc).__name__}: {exc}") from exc
-    except OSError as exc:
-        raise ModelUnavailable(f"cannot write the int8 model in {target.parent} ({exc.strerror or exc}); "
-                               "set REPORTQA_CACHE_DIR to a writable folder") from exc
+    _ensure_cached(target, fingerprint,
+                   lambda: quantize_onnx(fp32_path, target, fingerprint, model_path, max_seq_length), "int8 model")
     return target
 
 
