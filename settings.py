@@ -6,6 +6,7 @@ and most by a command-line flag; ``reportqa config`` prints the result.
 """
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -68,7 +69,6 @@ class Settings(BaseSettings):
 
     # --- retrieval --------------------------------------------------------
     default_mode: Mode = "hybrid"
-    default_k: int = Field(5, ge=1, le=50)
     max_k: int = Field(50, ge=1, le=1000)
     candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
@@ -108,3 +108,15 @@ class Settings(BaseSettings):
         data["milvus_token"] = "***" if self.milvus_token else None
         data["resolved_model_path"] = self.resolved_model_path
         return data
+
+    def to_environment(self) -> dict[str, str]:
+        """The settings as REPORTQA_* variables (secrets in clear), so another process (a server worker,
+        a benchmark's child) builds the same settings from its environment."""
+        env = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is None:
+                continue
+            if name in ("api_token", "milvus_token"):
+                value = getattr(self, name).get_secret_value()
+            env[f"REPORTQA_{name.upper()}"] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+        return env

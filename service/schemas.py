@@ -100,6 +100,20 @@ class SectionsResponse(BaseModel):
     sections: list[SectionNode]
 
 
+class DocumentInfo(BaseModel):
+    id: str
+    title: str
+    source: str = Field(description="The file the document was read from.")
+    format: str = Field(description="markdown, text or pdf.")
+    sections: int
+    chunks: int
+    pages: int | None = Field(None, description="Pages of a PDF; null when the format has none.")
+
+
+class DocumentsResponse(BaseModel):
+    documents: list[DocumentInfo]
+
+
 class ChunkSpan(BaseModel):
     chunk_id: str
     ordinal: int

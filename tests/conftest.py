@@ -91,13 +91,14 @@ def retriever(settings, built_index, embedder):
     return open_retriever(settings, embedder)
 
 
-from service.app import BackgroundServer as LiveServer  # noqa: E402  (a real uvicorn in a thread)
+from service.server import BackgroundServer as LiveServer  # noqa: E402  (a real uvicorn in a thread)
 
 
 @pytest.fixture(scope="session")
 def server(settings, built_index, embedder):
     """A real uvicorn server over HTTP on a free port, serving the bundled report's index."""
-    from service.app import create_app, load_state
+    from service.app import create_app
+    from service.state import load_state
 
     state = load_state(settings, embedder)
     live = LiveServer(create_app(state), settings.port).start()

@@ -277,7 +277,8 @@ def test_ingest_if_stale_sees_a_backend_change(settings, built_index, ingested, 
 
 @pytest.fixture(scope="module")
 def milvus_client(milvus_settings, milvus_build, embedder):
-    from service.app import create_app, load_state
+    from service.app import create_app
+    from service.state import load_state
 
     state = load_state(milvus_settings, embedder)
     assert state.retriever.index.backend.kind == "milvus"
@@ -321,7 +322,8 @@ def test_service_on_milvus_filters_and_groups(milvus_client):
 
 
 def test_eval_on_both_backends_agrees(settings, retriever, embedder, tmp_path):
-    from eval.harness import backend_views, evaluate_mode, format_backends_table, load_questions
+    from eval.backend_views import backend_views, format_backends_table
+    from eval.harness import evaluate_mode, load_questions
 
     s = settings.model_copy(update={"milvus_uri": str(tmp_path / "eval.db")})
     views = backend_views(s, ["faiss", "milvus"])
@@ -342,7 +344,7 @@ def test_eval_on_both_backends_agrees(settings, retriever, embedder, tmp_path):
 
 def test_a_milvus_build_runs_on_faiss_too(milvus_settings, milvus_build, retriever, embedder):
     """The other direction: vectors read back from the collection, FAISS + bm25s built in memory."""
-    from eval.harness import backend_views
+    from eval.backend_views import backend_views
 
     views = backend_views(milvus_settings, ["milvus", "faiss"])
     assert views["milvus"].backend.kind == "milvus" and views["faiss"].backend.kind == "faiss"

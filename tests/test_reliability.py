@@ -23,7 +23,8 @@ def rss_bytes() -> int:
 @pytest.fixture(scope="module")
 def secured(settings, built_index, embedder, tmp_path_factory):
     """A second real server with a bearer token, over its own copy of the index (so swaps stay local)."""
-    from service.app import create_app, load_state
+    from service.app import create_app
+    from service.state import load_state
 
     index_dir = tmp_path_factory.mktemp("secured") / "index"
     shutil.copytree(Path(settings.index_dir), index_dir)
@@ -130,7 +131,8 @@ def test_bad_build_is_refused_and_old_index_kept(secured):
 
 
 def test_per_request_time_limit(settings, built_index, embedder):
-    from service.app import create_app, load_state
+    from service.app import create_app
+    from service.state import load_state
 
     hurried = settings.model_copy(update={"request_timeout_s": 1e-6, "port": free_port()})
     live = LiveServer(create_app(load_state(hurried, embedder)), hurried.port).start()

@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from eval.harness import beir_retriever, cosine_only_rates, cross_validated_rates, evaluate_mode, load_questions, run_beir
+from eval.beir import beir_retriever, run_beir
+from eval.calibration import cosine_only_rates, cross_validated_rates
+from eval.harness import evaluate_mode, load_questions
 from index.answerability import (asks_money, asks_quantity, check_constraints, counted_terms, evidence_features,
                                  key_terms, mentions, names_and_numbers)
 from index.lexical import FieldedLexicalIndex, LexicalIndex, normalise
@@ -176,7 +178,7 @@ def test_beir_harness_scores_a_small_dataset(tmp_path, settings, embedder):
 
 
 def test_memory_mapped_service_index_answers_the_same(settings, built_index, embedder, retriever):
-    from service.app import load_served_index
+    from service.state import load_served_index
 
     for update in ({"index_mmap": True}, {"workers": 2}):
         loaded = load_served_index(settings.model_copy(update=update))

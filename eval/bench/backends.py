@@ -1,10 +1,10 @@
 """FAISS vs Milvus: query latency and ingest speed at the report's size and at 100k synthetic chunks (issue 7).
 
-    .venv/bin/python -m eval.bench_backends [--index DIR] [--sizes report,100000] [--queries 100] [--json FILE]
+    reportqa bench --suite backends [--index DIR] [--sizes report,100000] [--queries 100] [--json FILE]
 
 * report size: the current build's own chunks and vectors (``--index``), queried with the eval set's
   questions (embedded once with the real model);
-* N synthetic chunks: clustered unit vectors and Zipf pseudo-text (the generators of ``eval/bench.py``),
+* N synthetic chunks: clustered unit vectors and Zipf pseudo-text (:mod:`eval.bench.synthetic`),
   queried with fresh vectors from the same clusters and 3-6 word pseudo-questions.
 
 Both backends get the same chunks, vectors and questions. Measured per backend:
@@ -25,37 +25,27 @@ then collections ``<collection>_bench_<size>`` are created there and dropped aft
 """
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import faiss
 import numpy as np
 
+from eval.bench.procstats import latency_stats
+from eval.bench.runner import BenchRun, Runner, SectionResult
+from eval.bench.synthetic import clustered_unit_vectors, vocabulary, zipf_texts
+from eval.progress import Log, Progress
 from index.backends import ChunkFilter, FaissBackend
 from index.dense import DenseIndex
 from index.lexical import LexicalIndex, normalise
 from index.milvus import MilvusBackend, MilvusTarget, choose_index_type, connect, sync_collection
 from ingest import Chunk
 
-Progress = Callable[[str, int, int], None]
 DEPTH = 50
-
-
-def _stats_ms(seconds: list[float]) -> dict:
-    ms = np.asarray(seconds, dtype=np.float64) * 1000
-    return {"n": int(len(ms)), "median_ms": round(float(np.median(ms)), 3),
-            "p95_ms": round(float(np.percentile(ms, 95)), 3), "mean_ms": round(float(ms.mean()), 3)}
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+MIN_QUERIES = 100
 
 
 # --------------------------------------------------------------------- workloads
@@ -73,7 +63,7 @@ class Workload:
         self.exact_top10 = [set(np.argsort(-exact[:, q])[:10].tolist()) for q in range(len(questions))]
 
 
-def report_workload(settings, queries: int, progress: Progress | None = None) -> Workload:
+def report_workload(settings, queries: int) -> Workload:
     """The current build (either backend) and the eval set's questions."""
     from eval.harness import load_questions
     from index import load_current_index, load_embedder
@@ -101,11 +91,9 @@ def report_workload(settings, queries: int, progress: Progress | None = None) ->
 
 def synthetic_workload(n: int, queries: int, k1: float, b: float) -> Workload:
     """``n`` synthetic chunks in 100 documents of 10 sections each; pseudo-questions of 3-6 frequent words."""
-    from eval.bench import _clustered_unit_vectors, _vocabulary, _zipf_texts
-
-    vectors, qv, _ = _clustered_unit_vectors(n, queries, seed=7)
-    vocab = _vocabulary(20_000, seed=3)
-    texts = _zipf_texts(n, vocab, seed=4)
+    vectors, qv, _ = clustered_unit_vectors(n, queries, seed=7)
+    vocab = vocabulary(20_000, seed=3)
+    texts = zipf_texts(n, vocab, seed=4)
     rng = np.random.default_rng(9)
     chunks = []
     per_doc = max(1, n // 100)
@@ -150,7 +138,7 @@ def _latencies(backend, work: Workload) -> dict:
             started = time.perf_counter()
             call(i)
             seconds.append(time.perf_counter() - started)
-        out[name] = _stats_ms(seconds)
+        out[name] = latency_stats(seconds)
     recall = []
     for i in range(len(qs)):
         ranking = backend.rank(qs[i], qv[i], everything, DEPTH)
@@ -201,95 +189,87 @@ def bench_milvus(work: Workload, target: MilvusTarget, index_type: str, label: s
 # --------------------------------------------------------------------- the run
 
 
-def run(settings, sizes=("report", 100_000), progress: Progress | None = None, queries: int = 100,
-        faiss_hnsw: bool = True) -> dict:
-    """Benchmark both backends at each size; prints the table and returns everything as a dict."""
+def _milvus_base(settings, tmp: Path | None) -> MilvusTarget:
+    """The settings' Milvus server, or Milvus Lite in a temporary file."""
     from index.milvus import resolve_uri
 
-    queries = max(100, queries)
-    tmp = None
     if settings.milvus_uri:
-        base = MilvusTarget.from_settings(settings)
+        return MilvusTarget.from_settings(settings)
+    return replace(MilvusTarget.from_settings(settings), uri=resolve_uri(str(tmp / "bench.db"), tmp))
+
+
+def _release_lite(base: MilvusTarget) -> None:
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(base.uri)
+    except Exception:  # best effort: the temporary folder goes anyway
+        pass
+
+
+def _one_size(size, settings, base: MilvusTarget, queries: int, faiss_hnsw: bool, progress: Progress | None,
+              log: Log) -> SectionResult:
+    if size == "report":
+        log("report size: loading the current build and embedding the eval questions")
+        work = report_workload(settings, queries)
     else:
-        tmp = Path(tempfile.mkdtemp(prefix="reportqa-bench-"))
-        base = replace(MilvusTarget.from_settings(settings), uri=resolve_uri(str(tmp / "bench.db"), tmp))
+        log(f"{int(size):,} synthetic chunks: generating")
+        work = synthetic_workload(int(size), queries, settings.bm25_k1, settings.bm25_b)
+    n = len(work.chunks)
+    rows = []
+    # FAISS as configured (flat up to exact_search_max, HNSW above); at synthetic sizes both kinds.
+    limits = [settings.exact_search_max] if size == "report" or not faiss_hnsw else [n, 0]
+    for limit in limits:
+        log(f"  faiss ({'flat' if n <= limit else 'hnsw'})")
+        rows.append({"size": work.name, **bench_faiss(work, limit, "faiss")})
     engine = "milvus-lite" if base.is_lite else "milvus"
-    results = {"queries": queries, "depth": DEPTH, "milvus": base.describe(), "rows": [],
-               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    index_type = "HNSW" if size != "report" else choose_index_type(n, settings.exact_search_max)
+    log(f"  {engine} ({index_type})")
+    target = replace(base, collection=f"{base.collection}_bench_{'report' if size == 'report' else size}")
+    rows.append({"size": work.name, **bench_milvus(work, target, index_type, engine, progress)})
+    return SectionResult(f"size {size}", {"rows": rows}, format_rows(rows))
+
+
+def run_backends_suite(settings, log: Log, sizes=("report", 100_000), queries: int = MIN_QUERIES,
+                       faiss_hnsw: bool = True, progress: Progress | None = None) -> BenchRun:
+    """Both backends at each size (one section per size, in order)."""
+    queries = max(MIN_QUERIES, queries)
+    tmp = None if settings.milvus_uri else Path(tempfile.mkdtemp(prefix="reportqa-bench-"))
+    base = _milvus_base(settings, tmp)
+    runner = Runner("backends", log)
+    runner.run.meta = {"queries": queries, "depth": DEPTH, "milvus": base.describe(),
+                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         for size in sizes:
-            if size == "report":
-                _log("report size: loading the current build and embedding the eval questions")
-                work = report_workload(settings, queries, progress)
-            else:
-                _log(f"{int(size):,} synthetic chunks: generating")
-                work = synthetic_workload(int(size), queries, settings.bm25_k1, settings.bm25_b)
-            n = len(work.chunks)
-            # FAISS as configured (flat up to exact_search_max, HNSW above); at synthetic sizes both kinds.
-            limits = [settings.exact_search_max] if size == "report" or not faiss_hnsw else [n, 0]
-            for limit in limits:
-                _log(f"  faiss ({'flat' if n <= limit else 'hnsw'})")
-                results["rows"].append({"size": work.name, **bench_faiss(work, limit, "faiss")})
-            index_type = "HNSW" if size != "report" else choose_index_type(n, settings.exact_search_max)
-            _log(f"  {engine} ({index_type})")
-            target = replace(base, collection=f"{base.collection}_bench_{'report' if size == 'report' else size}")
-            results["rows"].append({"size": work.name, **bench_milvus(work, target, index_type, engine, progress)})
+            runner.section(f"size {size}", f"{size}", _one_size, size, settings, base, queries, faiss_hnsw,
+                           progress, log)
     finally:
         if tmp is not None:
-            try:
-                from milvus_lite.server_manager import server_manager_instance
-
-                server_manager_instance.release_server(base.uri)
-            except Exception:
-                pass
+            _release_lite(base)
             shutil.rmtree(tmp, ignore_errors=True)
-    print(format_table(results))
-    return results
+    return runner.run
 
 
-def format_table(results: dict) -> str:
-    head = (f"{'size':<28}{'backend':<13}{'index':<10}{'ingest s':>9}{'chunks/s':>10}{'re-sync s':>10}"
-            + "".join(f"{m + ' p50/p95 ms':>26}" for m in ("dense", "bm25", "hybrid", "hybrid+filter"))
-            + f"{'recall@10':>11}")
-    lines = [head]
-    for r in results["rows"]:
+HEADER = (f"{'size':<28}{'backend':<13}{'index':<10}{'ingest s':>9}{'chunks/s':>10}{'re-sync s':>10}"
+          + "".join(f"{m + ' p50/p95 ms':>26}" for m in ("dense", "bm25", "hybrid", "hybrid+filter"))
+          + f"{'recall@10':>11}")
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = []
+    for r in rows:
         cells = "".join(f"{r[m]['median_ms']:>17.2f} / {r[m]['p95_ms']:<6.2f}" for m in
                         ("dense", "bm25", "hybrid", "hybrid+filter"))
         resync = f"{r['resync_s']:>10.2f}" if r.get("resync_s") is not None else f"{'-':>10}"
         lines.append(f"{r['size']:<28}{r['backend']:<13}{r['index']:<10}{r['ingest_s']:>9.2f}{r['chunks_per_s']:>10,.0f}"
                      f"{resync}{cells}{r['dense_recall@10']:>11.3f}")
-    lines.append(f"latency over {results['queries']} questions per size, depth {results['depth']}; "
-                 f"Milvus: {results['milvus']}; ingest excludes embedding")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.bench_backends", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", metavar="DIR", help="index folder whose current build is the report-size case")
-    parser.add_argument("--sizes", default="report,100000", help="comma-separated: report and/or chunk counts")
-    parser.add_argument("--queries", type=int, default=100, help="questions per size (at least 100)")
-    parser.add_argument("--no-faiss-hnsw", action="store_true",
-                        help="at synthetic sizes only FAISS as configured, not both flat and HNSW")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    from settings import Settings
-
-    settings = Settings(**({"index_dir": args.index} if args.index else {}))
-    sizes = [s.strip() if s.strip() == "report" else int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
-
-    last: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        pct = int(100 * done / max(total, 1))
-        if pct // 25 != last.get(stage, -1) // 25 or done >= total:
-            last[stage] = pct
-            _log(f"    {stage}: {done}/{total}")
-
-    results = run(settings, sizes, progress, args.queries, faiss_hnsw=not args.no_faiss_hnsw)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def render(run: BenchRun) -> str:
+    """One table: a header, each size's rows, and what was measured."""
+    m = run.meta
+    body = [HEADER] + [s.table for s in run.sections]
+    body.append(f"latency over {m['queries']} questions per size, depth {m['depth']}; "
+                f"Milvus: {m['milvus']}; ingest excludes embedding")
+    return "\n".join(body)

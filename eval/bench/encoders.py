@@ -1,8 +1,8 @@
 """torch vs ONNX Runtime (fp32 and int8) for the embedding model: speed on questions and passages, and eval-set quality.
 
-    python -m eval.bench_encoders                 # speed (2 threads, 2 rounds) + eval of each query backend
-    python -m eval.bench_encoders --no-eval       # speed only (~2 min)
-    python -m eval.bench_encoders --threads 1,2   # also a 1-thread row per backend
+    reportqa bench --suite encoders                       # speed (2 threads, 2 rounds) + eval of each query backend
+    reportqa bench --suite encoders --no-eval             # speed only (~2 min)
+    reportqa bench --suite encoders --thread-counts 1,2   # also a 1-thread row per backend
 
 Each backend is measured in its own fresh process (torch's and ONNX Runtime's
 thread pools never share one), in alternating order over ``--rounds`` rounds so
@@ -27,9 +27,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from eval.bench.procstats import cpu_sample, loadavg, others_cpu_share
+from eval.bench.runner import BenchRun, Runner, SectionResult
+from eval.progress import Log
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -40,7 +45,7 @@ INGEST_BACKENDS = ("torch", "onnx")  # int8 is for questions: the index's passag
 
 
 def make_inputs(n_questions: int, n_passages: int) -> dict:
-    from eval.bench import QUESTIONS as BENCH_QUESTIONS
+    from eval.bench.questions import QUESTIONS as BENCH_QUESTIONS
     from eval.harness import load_questions
     from ingest import Chunker, ingest_paths
     from ingest.tokens import ModelWindow
@@ -71,12 +76,11 @@ def make_inputs(n_questions: int, n_passages: int) -> dict:
 
 
 def measure(backend: str, threads: int, inputs: dict, repeats: int, out_dir: Path) -> dict:
-    from eval.bench import _cpu_sample, _loadavg, _others_cpu_share
     from index.embedder import Embedder
     from settings import Settings
 
     settings = Settings()
-    load_before = _loadavg()
+    load_before = loadavg()
     started = time.perf_counter()
     embedder = Embedder(settings.resolved_model_path, threads, backend, settings.cache_dir)
     load_s = time.perf_counter() - started
@@ -86,31 +90,31 @@ def measure(backend: str, threads: int, inputs: dict, repeats: int, out_dir: Pat
         embedder.encode_query(q)
     embedder.encode(passages[:32], batch_size=32)
 
-    cpu0 = _cpu_sample()
+    cpu0 = cpu_sample()
     single: list[float] = []
     for _ in range(repeats):
         for q in questions:
             t = time.perf_counter()
             embedder.encode_query(q)
             single.append(time.perf_counter() - t)
-    share_single = _others_cpu_share(cpu0, _cpu_sample())
+    share_single = others_cpu_share(cpu0, cpu_sample())
 
-    cpu0 = _cpu_sample()
+    cpu0 = cpu_sample()
     batch16: list[float] = []  # what the service's micro-batcher sends under concurrency
     for _ in range(repeats):
         for i in range(0, len(questions) - 15, 16):
             t = time.perf_counter()
             embedder.encode(questions[i:i + 16], batch_size=16)
             batch16.append(time.perf_counter() - t)
-    share_batch16 = _others_cpu_share(cpu0, _cpu_sample())
+    share_batch16 = others_cpu_share(cpu0, cpu_sample())
 
-    cpu0 = _cpu_sample()
+    cpu0 = cpu_sample()
     passage_runs: list[float] = []
     for _ in range(repeats):
         t = time.perf_counter()
         embedder.encode(passages, batch_size=settings.embed_batch_size)
         passage_runs.append(time.perf_counter() - t)
-    share_passages = _others_cpu_share(cpu0, _cpu_sample())
+    share_passages = others_cpu_share(cpu0, cpu_sample())
 
     np.save(out_dir / f"{backend}-questions.npy", embedder.encode(questions))
     np.save(out_dir / f"{backend}-passages.npy", embedder.encode(passages))
@@ -118,13 +122,13 @@ def measure(backend: str, threads: int, inputs: dict, repeats: int, out_dir: Pat
         "backend": backend, "threads": threads, "load_s": load_s, "single_s": single, "batch16_s": batch16,
         "passages_s": passage_runs, "batch_size": settings.embed_batch_size,
         "others_cpu_share": {"single": share_single, "batch16": share_batch16, "passages": share_passages},
-        "loadavg_before": load_before, "loadavg_after": _loadavg(),
+        "loadavg_before": load_before, "loadavg_after": loadavg(),
     }
 
 
 def run_child(backend: str, threads: int, inputs_file: Path, repeats: int, out_dir: Path) -> dict:
     result_file = out_dir / f"result-{backend}-{threads}-{time.monotonic_ns()}.json"
-    cmd = [sys.executable, "-m", "eval.bench_encoders", "--child", backend, "--threads", str(threads),
+    cmd = [sys.executable, "-m", "eval.bench.encoders", "--child", backend, "--threads", str(threads),
            "--repeats", str(repeats), "--inputs", str(inputs_file), "--out", str(result_file)]
     subprocess.run(cmd, cwd=ROOT, check=True)
     return json.loads(result_file.read_text())
@@ -138,13 +142,13 @@ def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def run_ingests(work: Path, rounds: int) -> list[dict]:
+def run_ingests(work: Path, rounds: int, log: Log) -> list[dict]:
     """The whole ingest of the bundled report (chunks + sentences) with each backend, alternating."""
     out = []
     for rnd in range(rounds):
         for backend in INGEST_BACKENDS if rnd % 2 == 0 else INGEST_BACKENDS[::-1]:
             env = {**os.environ, "REPORTQA_INDEX_DIR": str(work / f"ingest-speed-{backend}")}
-            print(f"ingest round {rnd + 1}/{rounds}: {backend}", file=sys.stderr, flush=True)
+            log(f"ingest round {rnd + 1}/{rounds}: {backend}")
             load1, started = os.getloadavg()[0], time.perf_counter()
             summary = json.loads(cli(["ingest", "--json", "--quiet", "--encoder", backend], env).stdout)
             out.append({"backend": backend, "wall_s": time.perf_counter() - started, "load1_before": load1,
@@ -167,18 +171,17 @@ def ingest_table(ingests: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_eval(work: Path, runs: list[tuple[str, str]]) -> list[dict]:
+def run_eval(work: Path, runs: list[tuple[str, str]], log: Log) -> list[dict]:
     out = []
     built: dict[str, dict] = {}
     for ingest_backend, query_backend in runs:
         index_dir = work / f"index-{ingest_backend}"
         env = {**os.environ, "REPORTQA_INDEX_DIR": str(index_dir)}
         if ingest_backend not in built:
-            print(f"ingest with {ingest_backend} into {index_dir}", file=sys.stderr, flush=True)
+            log(f"ingest with {ingest_backend} into {index_dir}")
             summary = json.loads(cli(["ingest", "--json", "--quiet", "--encoder", ingest_backend], env).stdout)
             built[ingest_backend] = summary
-        print(f"eval: index built with {ingest_backend}, questions encoded with {query_backend}",
-              file=sys.stderr, flush=True)
+        log(f"eval: index built with {ingest_backend}, questions encoded with {query_backend}")
         report_file = work / f"eval-{ingest_backend}-{query_backend}.json"
         started = time.perf_counter()
         cli(["eval", "--quiet", "--encoder", query_backend, "--json", str(report_file)], env)
@@ -235,87 +238,110 @@ def eval_table(evals: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
-    p.add_argument("--rounds", type=int, default=2, help="fresh processes per backend, alternating (default 2)")
-    p.add_argument("--repeats", type=int, default=3, help="passes over the inputs per process (default 3)")
-    p.add_argument("--questions", type=int, default=200)
-    p.add_argument("--passages", type=int, default=200)
-    p.add_argument("--ingest-rounds", type=int, default=2,
-                   help="whole `reportqa ingest` runs per backend, alternating (default 2; 0 = none)")
-    p.add_argument("--no-eval", action="store_true", help="speed only")
-    p.add_argument("--eval-runs", default="torch/torch,torch/onnx,torch/onnx-int8,onnx/onnx",
-                   help="INGEST/QUERY backend pairs to score (default torch/torch,torch/onnx,torch/onnx-int8,onnx/onnx)")
-    p.add_argument("--work", help="folder for inputs, vectors and indexes (default: a temporary one)")
-    p.add_argument("--json", metavar="FILE", help="write every number as JSON")
-    p.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
-    p.add_argument("--inputs", help=argparse.SUPPRESS)
-    p.add_argument("--out", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+@dataclass(frozen=True)
+class EncoderOptions:
+    thread_counts: tuple[int, ...] = (2,)
+    rounds: int = 2  # fresh processes per backend, alternating
+    repeats: int = 3  # passes over the inputs per process
+    questions: int = 200
+    passages: int = 200
+    ingest_rounds: int = 2  # whole `reportqa ingest` runs per backend (0 = none)
+    evaluate: bool = True
+    eval_runs: tuple[tuple[str, str], ...] = (("torch", "torch"), ("torch", "onnx"), ("torch", "onnx-int8"),
+                                              ("onnx", "onnx"))
+    work: Path | None = None
 
-    if args.child:
-        inputs = json.loads(Path(args.inputs).read_text())
-        result = measure(args.child, int(args.threads), inputs, args.repeats, Path(args.out).parent)
-        Path(args.out).write_text(json.dumps(result))
-        return 0
 
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-encoders-"))
-    work.mkdir(parents=True, exist_ok=True)
-    uptime_start = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"start: {uptime_start}", file=sys.stderr, flush=True)
-    inputs = make_inputs(args.questions, args.passages)
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _speed(options: EncoderOptions, inputs: dict, work: Path, log: Log) -> SectionResult:
     inputs_file = work / "inputs.json"
     inputs_file.write_text(json.dumps(inputs))
-
-    # Make sure the ONNX exports exist, so no measured process pays for them.
-    from index.embedder import Embedder
-    from settings import Settings
-
-    settings = Settings()
-    Embedder(settings.resolved_model_path, 1, "onnx-int8", settings.cache_dir)
-
     results = []
-    for threads in [int(t) for t in args.threads.split(",")]:
-        for rnd in range(args.rounds):
-            order = BACKENDS if rnd % 2 == 0 else BACKENDS[::-1]
-            for backend in order:
-                print(f"round {rnd + 1}/{args.rounds}: {backend}, {threads} thread(s)", file=sys.stderr, flush=True)
-                results.append(run_child(backend, threads, inputs_file, args.repeats, work))
+    for threads in options.thread_counts:
+        for rnd in range(options.rounds):
+            for backend in BACKENDS if rnd % 2 == 0 else BACKENDS[::-1]:
+                log(f"round {rnd + 1}/{options.rounds}: {backend}, {threads} thread(s)")
+                results.append(run_child(backend, threads, inputs_file, options.repeats, work))
+    pieces = inputs["passage_pieces"]
+    text = (f"{len(inputs['questions'])} questions x {options.repeats} repeats x {options.rounds} rounds; "
+            f"{len(inputs['passages'])} passages of {min(pieces)}-{max(pieces)} word pieces "
+            f"(mean {np.mean(pieces):.0f}), batch {results[0]['batch_size']}, {options.repeats} repeats x "
+            f"{options.rounds} rounds\n\n" + speed_table(results, inputs))
+    return SectionResult("speed", {"speed": results}, text)
 
-    agreement = {}  # minimum cosine of each ONNX backend's vectors to torch's
+
+def _agreement(work: Path) -> SectionResult:
+    """Minimum cosine of each ONNX backend's vectors to torch's."""
+    agreement = {}
     for backend in BACKENDS[1:]:
         for kind in ("questions", "passages"):
             a, b = (np.load(work / f"{name}-{kind}.npy") for name in ("torch", backend))
             agreement[f"{backend} {kind}"] = float(np.min(np.sum(a * b, axis=1)))
+    return SectionResult("agreement", {"agreement": agreement}, "agreement with torch (minimum cosine): "
+                         + ", ".join(f"{k} {v:.6f}" for k, v in agreement.items()))
 
-    ingests = run_ingests(work, args.ingest_rounds) if args.ingest_rounds else []
-    evals = []
-    if not args.no_eval:
-        runs = [tuple(pair.split("/")) for pair in args.eval_runs.split(",") if pair.strip()]
-        evals = run_eval(work, runs)
-    uptime_end = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
-    pieces = inputs["passage_pieces"]
-    print(f"\n## Encoders: torch vs ONNX Runtime ({os.cpu_count()} CPUs)\n")
-    print(f"uptime at start: {uptime_start}\nuptime at end:   {uptime_end}\n")
-    print(f"{len(inputs['questions'])} questions x {args.repeats} repeats x {args.rounds} rounds; "
-          f"{len(inputs['passages'])} passages of {min(pieces)}-{max(pieces)} word pieces "
-          f"(mean {np.mean(pieces):.0f}), batch {results[0]['batch_size']}, {args.repeats} repeats x {args.rounds} rounds\n")
-    print(speed_table(results, inputs))
-    print("\nagreement with torch (minimum cosine): " + ", ".join(f"{k} {v:.6f}" for k, v in agreement.items()))
-    if ingests:
-        print(f"\nwhole ingest of the bundled report (`reportqa ingest --encoder B`, a fresh process each: "
-              f"chunks and their sentences, batch {results[0]['batch_size']}):\n")
-        print(ingest_table(ingests))
-    if evals:
-        print("\n" + eval_table(evals))
-        print("\neval wall time (the eval set x 3 modes + baseline, one process each): " + "; ".join(
-            f"{e['ingest']}-built/{e['query']}-query {e['eval_s']:.0f} s" for e in evals))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"uptime_start": uptime_start, "uptime_end": uptime_end,
-                                               "speed": results, "agreement": agreement, "ingest": ingests,
-                                               "eval": evals}, indent=1))
+def _ingest(work: Path, rounds: int, log: Log) -> SectionResult:
+    ingests = run_ingests(work, rounds, log)
+    return SectionResult("ingest", {"ingest": ingests},
+                         "whole ingest of the bundled report (`reportqa ingest --encoder B`, a fresh process each: "
+                         "chunks and their sentences):\n\n" + ingest_table(ingests))
+
+
+def _eval(work: Path, runs, log: Log) -> SectionResult:
+    evals = run_eval(work, list(runs), log)
+    return SectionResult("eval", {"eval": evals}, eval_table(evals) + "\n\neval wall time (the eval set x 3 modes "
+                         "+ baseline, one process each): " + "; ".join(
+                             f"{e['ingest']}-built/{e['query']}-query {e['eval_s']:.0f} s" for e in evals))
+
+
+def run_encoders_suite(options: EncoderOptions, log: Log) -> BenchRun:
+    """Speed per engine (fresh processes), agreement with torch, whole ingests, eval-set quality."""
+    from index.embedder import Embedder
+    from settings import Settings
+
+    work = options.work or Path(tempfile.mkdtemp(prefix="bench-encoders-"))
+    work.mkdir(parents=True, exist_ok=True)
+    runner = Runner("encoders", log)
+    runner.run.meta = {"uptime_start": _uptime(), "cpus": os.cpu_count()}
+    log(f"start: {runner.run.meta['uptime_start']}")
+    inputs = make_inputs(options.questions, options.passages)
+    settings = Settings()
+    # Make sure the ONNX exports exist, so no measured process pays for them.
+    Embedder(settings.resolved_model_path, 1, "onnx-int8", settings.cache_dir)
+    speed = runner.section("speed", "speed", _speed, options, inputs, work, log)
+    if "error" not in speed.data:
+        runner.section("agreement", "agreement", _agreement, work)
+    if options.ingest_rounds:
+        runner.section("ingest", "ingest", _ingest, work, options.ingest_rounds, log)
+    if options.evaluate:
+        runner.section("eval", "eval", _eval, work, options.eval_runs, log)
+    runner.run.meta["uptime_end"] = _uptime()
+    return runner.run
+
+
+def render(run: BenchRun) -> str:
+    m = run.meta
+    return (f"## Encoders: torch vs ONNX Runtime ({m['cpus']} CPUs)\n\n"
+            f"uptime at start: {m['uptime_start']}\nuptime at end:   {m['uptime_end']}\n\n" + run.render())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The measuring child: ``python -m eval.bench.encoders --child BACKEND ...`` (one engine, one process)."""
+    p = argparse.ArgumentParser(description="one encoder engine measured in this process (a child of "
+                                            "`reportqa bench --suite encoders`)")
+    p.add_argument("--child", choices=BACKENDS, required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--repeats", type=int, required=True)
+    p.add_argument("--inputs", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    inputs = json.loads(Path(args.inputs).read_text())
+    result = measure(args.child, args.threads, inputs, args.repeats, Path(args.out).parent)
+    Path(args.out).write_text(json.dumps(result))
     return 0
 
 

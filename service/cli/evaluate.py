@@ -1,0 +1,133 @@
+"""``reportqa eval``: the eval set per mode (or a BEIR dataset, or one build on several backends)."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from service.cli.common import EXIT_USAGE, CliError, Progress, settings_from
+
+EXAMPLES = ("examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json out.json\n"
+            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus")
+
+
+def register(add) -> None:
+    p = add("eval", "Score retrieval on the eval set (or a BEIR dataset) and list the misses.", run, EXAMPLES)
+    p.add_argument("--mode", action="append", choices=["dense", "bm25", "hybrid"], help="mode(s) to score (default all)")
+    p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
+    p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
+    p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
+                   help="BEIR BM25: title and body as separate fields, scores summed, as in the published "
+                        "baselines (default), or one flat text")
+    p.add_argument("--questions", metavar="FILE", help="eval set file (default eval/questions.jsonl)")
+    p.add_argument("--check-baseline", action="store_true", help="exit 1 if a metric falls below eval/baseline.json")
+    p.add_argument("--write-baseline", action="store_true", help="store these metrics as the new baseline")
+    p.add_argument("--calibrate", action="store_true", help="fit the no-answer model on the eval set and save it")
+    p.add_argument("--misses", type=int, default=20, help="misses to list per mode (default 20)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--backends", metavar="LIST", help="score the current build on each backend side by side, "
+                   "e.g. faiss,milvus (default: the one it was built for)")
+    p.add_argument("--milvus-uri", metavar="URI", help="Milvus Lite file (*.db) or http://host:19530 for --backends")
+    p.add_argument("--milvus-collection", metavar="NAME", help="Milvus collection for --backends")
+
+
+def run(args) -> int:
+    from index import MODES, load_embedder
+
+    settings = settings_from(args)
+    progress = Progress(args.quiet)
+    modes = args.mode or list(MODES)
+    embedder = load_embedder(settings)
+    if args.beir:
+        return _beir(args, settings, embedder, modes, progress)
+    backends = [b.strip() for b in (args.backends or "").split(",") if b.strip()]
+    if backends:  # the same build on each backend, side by side
+        return _backends(args, settings, embedder, backends, modes, progress)
+    return _eval_set(args, settings, embedder, modes, progress)
+
+
+def _questions_path(args) -> Path | None:
+    return Path(args.questions) if args.questions else None
+
+
+def _beir(args, settings, embedder, modes, progress) -> int:
+    from eval.beir import evaluate_beir
+    from eval.report import format_beir
+
+    run = evaluate_beir(Path(args.beir), settings, embedder, modes, args.split, args.beir_fields, progress)
+    print(format_beir(run))
+    if args.json:
+        Path(args.json).write_text(json.dumps(run.results, indent=2))
+    return 0
+
+
+def _eval_set(args, settings, embedder, modes, progress) -> int:
+    from eval.calibration import calibrate
+    from eval.harness import EVAL_DIR, check_baseline, checked_questions, read_baseline, run_report, write_baseline
+    from eval.report import format_by_type, format_misses, format_table
+    from index import load_current_index, open_retriever
+
+    retriever = open_retriever(settings, embedder, load_current_index(settings))
+    questions = checked_questions(retriever.index, _questions_path(args))
+    if args.calibrate:
+        cal = calibrate(retriever, questions, progress)
+        cv, cos = cal.cross_validated, cal.cosine_only
+        print(f"wrote {cal.path.relative_to(EVAL_DIR.parent)}; 5-fold CV: rejects "
+              f"{cv['unanswerable_rejected']:.2f} of unanswerable, keeps {cv['answerable_kept']:.2f} of answerable; "
+              f"top-cosine threshold alone: rejects {cos['unanswerable_rejected']:.2f}, keeps {cos['answerable_kept']:.2f}")
+    reports, _ = run_report(retriever, questions, modes, progress)
+    print(f"eval set: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
+          f"section-level metrics, chunks mapped to sections and deduplicated\n")
+    print(format_table(reports))
+    print("\nby question type:")
+    print(format_by_type(reports))
+    for r in reports:
+        if r.mode != "naive-baseline" and args.misses:
+            print()
+            print(format_misses(r, args.misses))
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in reports], indent=2))
+    if args.write_baseline:
+        print(f"\nwrote {write_baseline(reports).name}")
+    if args.check_baseline:
+        return _report_drops(check_baseline(reports, read_baseline()), "")
+    return 0
+
+
+def _backends(args, settings, embedder, backends, modes, progress) -> int:
+    from eval.backend_views import compare_backends, format_backends_table
+    from eval.harness import check_baseline, read_baseline
+    from eval.report import format_misses
+
+    if args.calibrate or args.write_baseline:
+        raise CliError("--calibrate and --write-baseline take one backend; drop --backends", EXIT_USAGE)
+    run = compare_backends(settings, embedder, backends, modes, _questions_path(args), progress)
+    questions = run.questions
+    print(f"eval set: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
+          f"section-level metrics, one build ({run.build}) on each backend")
+    for name, where in run.where.items():
+        print(f"  {name}: {where}")
+    print()
+    print(format_backends_table(run.reports, len(questions)))
+    for name, reports in run.reports.items():
+        hybrid = [r for r in reports if r.mode == "hybrid"]
+        if hybrid and args.misses:
+            print(f"\n[{name}] " + format_misses(hybrid[0], args.misses))
+    if args.json:
+        Path(args.json).write_text(json.dumps({b: [asdict(r) for r in rs] for b, rs in run.reports.items()}, indent=2))
+    if args.check_baseline:
+        baseline = read_baseline()
+        drops = [f"{b} {d}" for b, rs in run.reports.items() for d in check_baseline(rs, baseline)]
+        return _report_drops(drops, " on every backend")
+    return 0
+
+
+def _report_drops(drops: list[str], where: str) -> int:
+    """Print metrics below the committed baseline; the exit code says whether there were any."""
+    for d in drops:
+        print(f"below baseline: {d}", file=sys.stderr)
+    if not drops:
+        print(f"\nall metrics at or above eval/baseline.json{where}")
+    return 1 if drops else 0

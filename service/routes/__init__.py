@@ -1,0 +1,4 @@
+"""One module per route area; each exposes ``router(settings) -> APIRouter``, wired in :mod:`service.app`."""
+from service.routes import admin, documents, health, passages, query, sections
+
+AREAS = (query, sections, passages, documents, health, admin)
