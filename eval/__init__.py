@@ -1,5 +1,8 @@
-"""Eval: the team's question set on the bundled report, the harness that scores retrieval per mode
-(with a naive baseline and each miss), BEIR runs, no-answer calibration, and the benchmark.
+"""Eval: the team's question set on the bundled report and the harness that scores retrieval per mode
+(entry module :mod:`eval.harness`), with a naive baseline and each miss; BEIR runs, no-answer
+calibration, one build on several backends; the benchmarks (:mod:`eval.bench`).
 
-Entry point: :func:`eval.harness.run_cli` (``reportqa eval``); ``eval.bench`` for ``reportqa bench``.
+Functions here return dataclasses and raise :mod:`eval.errors`; progress goes through the
+:mod:`eval.progress` callbacks. Printing and exit codes belong to the command line (``reportqa eval``,
+``reportqa bench``), which eval never imports.
 """

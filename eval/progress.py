@@ -15,10 +15,3 @@ class Log(Protocol):
 
     def __call__(self, message: str) -> None: ...
 
-
-def quiet_progress(stage: str, done: int, total: int) -> None:
-    """A Progress that shows nothing."""
-
-
-def quiet_log(message: str) -> None:
-    """A Log that shows nothing."""

@@ -103,7 +103,7 @@ class SectionsResponse(BaseModel):
 class DocumentInfo(BaseModel):
     id: str
     title: str
-    source: str = Field(description="The file the document was read from.")
+    source: str = Field(description="The name of the file the document was read from (not its folder on the server).")
     format: str = Field(description="markdown, text or pdf.")
     sections: int
     chunks: int

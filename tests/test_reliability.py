@@ -44,7 +44,7 @@ def test_token_required_except_health(secured):
     with httpx.Client(base_url=secured.url, timeout=30) as c:
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
         for method, path in [("POST", "/query"), ("GET", "/query?q=data"), ("GET", "/sections"),
-                             ("GET", "/sections/p1"), ("POST", "/admin/reload")]:
+                             ("GET", "/sections/p1"), ("GET", "/documents"), ("POST", "/admin/reload")]:
             kwargs = {"json": {"question": "data"}} if method == "POST" else {}
             assert c.request(method, path, **kwargs).status_code == 401, path
             assert c.request(method, path, headers=auth("wrong"), **kwargs).status_code == 401, path
@@ -59,7 +59,7 @@ def test_admin_is_disabled_without_a_token(client):
 
 def test_responses_leak_no_paths_or_settings(secured):
     with httpx.Client(base_url=secured.url, timeout=30, headers=auth()) as c:
-        for path in ["/readyz", "/sections", "/sections/p2.iv", "/query?q=data", "/openapi.json", "/nope"]:
+        for path in ["/readyz", "/sections", "/sections/p2.iv", "/documents", "/query?q=data", "/openapi.json", "/nope"]:
             text = c.get(path).text
             assert str(secured.settings.index_dir) not in text and "/work/" not in text and TOKEN not in text
 

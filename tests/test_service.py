@@ -1,8 +1,10 @@
 """Every route and every bad-input case, against a real uvicorn server over HTTP."""
 import json
+import os
 import re
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -79,6 +81,29 @@ def test_sections_tree_section_and_passage(client):
     assert passage["chunk"]["chunk_id"] == middle
     assert passage["previous"]["chunk_id"] == section["chunks"][0]["chunk_id"]
     assert passage["citation"]["section_id"] == "p2.iv"
+
+
+def test_documents_lists_what_the_index_holds(client, ingested):
+    (doc,) = ingested.documents
+    body = client.get("/documents").json()
+    assert body == {"documents": [{
+        "id": doc.id, "title": doc.title, "source": Path(doc.path).name, "format": "markdown",
+        "sections": len(ingested.sections), "chunks": len(ingested.chunks), "pages": None}]}
+
+
+def test_ask_json_is_the_query_body(client, settings):
+    """One presenter: `reportqa ask --json` prints what POST /query answers (bar the time it took)."""
+    import subprocess
+    import sys
+
+    question = "How is critical information infrastructure protected?"
+    out = subprocess.run([sys.executable, "-m", "service.cli", "ask", question, "--k", "3", "--json"],
+                         capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "REPORTQA_INDEX_DIR": str(settings.index_dir)})
+    assert out.returncode == 0, out.stderr[-500:]
+    cli, api = json.loads(out.stdout), client.post("/query", json={"question": question, "k": 3}).json()
+    assert cli.pop("took_ms") >= 0 and api.pop("took_ms") >= 0
+    assert cli == api and len(cli["passages"]) == 3
 
 
 def test_openapi_docs(client):

@@ -1,6 +1,8 @@
 """``GET /documents``: the documents the served index holds."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends
 
 from index.outline import chunk_counts
@@ -23,7 +25,7 @@ def router(settings: Settings) -> APIRouter:
         for (document_id, _), n in chunk_counts(index.chunks).items():
             chunks[document_id] = chunks.get(document_id, 0) + n
         return schemas.DocumentsResponse(documents=[
-            schemas.DocumentInfo(id=d.id, title=d.title, source=d.path, format=d.format,
+            schemas.DocumentInfo(id=d.id, title=d.title, source=Path(d.path).name, format=d.format,
                                  sections=sections.get(d.id, 0), chunks=chunks.get(d.id, 0),
                                  pages=len(d.page_starts) or None)
             for d in index.documents.values()])
