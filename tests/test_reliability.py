@@ -213,3 +213,26 @@ def test_a_taken_port_is_refused_with_a_clear_error(built_index, settings, worke
     assert result.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.time() - started < 30  # refused before loading the model and index
+
+
+def test_reload_closes_the_old_retriever_once_its_last_request_ends(settings, built_index, embedder):
+    """A swapped-out retriever stays open for the requests still using it, then is closed exactly once."""
+    from index import Query
+    from service.state import load_state
+
+    state = load_state(settings, embedder)
+    closed = []
+
+    def observe(retriever):  # the real retriever, its close call noted
+        retriever.close = lambda: closed.append(retriever)
+        return retriever
+
+    first = observe(state.retriever)
+    with state.lease() as held, state.lease():
+        state.reload()
+        assert held is first and state.retriever is not first and closed == []
+        assert held.search(Query("data security", k=2)).hits  # a running request finishes on the old index
+    assert closed == [first]
+    second = observe(state.retriever)
+    state.reload()  # nobody is using it: closed at once
+    assert closed == [first, second] and state.retriever is not second
