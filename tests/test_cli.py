@@ -85,3 +85,23 @@ def test_every_command_has_help_with_examples(settings):
     for command in ["ingest", "ask", "serve", "eval", "sections", "config", "bench"]:
         out = run([command, "--help"], settings, timeout=60)
         assert out.returncode == 0 and "examples:" in out.stdout, command
+
+
+def test_settings_round_trip_through_the_environment(monkeypatch):
+    """What `serve --workers N` hands its worker processes: the same settings, secrets included."""
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
+    from settings import Settings
+
+    given = Settings(chunk_tokens=200, encoder_threads=1, api_token=SecretStr("t0k3n"),
+                     reports=[Path("/r/a.md"), Path("/r/b.md")])
+    env = given.to_environment()
+    assert env["REPORTQA_API_TOKEN"] == "t0k3n" and env["REPORTQA_CHUNK_TOKENS"] == "200"
+    assert env["REPORTQA_REPORTS"] == '["/r/a.md", "/r/b.md"]' and "REPORTQA_MILVUS_TOKEN" not in env
+    for name in [n for n in os.environ if n.startswith("REPORTQA_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == given
