@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from settings import EncoderEngine
+
 # ---------------------------------------------------------------- questions
 
 # Short, realistic questions about the bundled report
@@ -858,7 +860,7 @@ class Bench:
                 cached.append(time.perf_counter() - t)
                 errors += r.status_code != 200
             raw.close()
-        fp32 = self._e2e_full_precision(distinct) if self.state.embedder.backend == "onnx-int8" else None
+        fp32 = self._e2e_full_precision(distinct) if self.state.embedder.backend == EncoderEngine.ONNX_INT8 else None
 
         encode = self.results.get("encode", {})
         s_lat, s_took, s_cached, s_inproc, s_bare = _stats(lat), _stats(took), _stats(cached), _stats(inproc), \
@@ -1099,7 +1101,8 @@ class Bench:
     def _scale_dense(self, n: int) -> dict:
         import faiss
 
-        from index.dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, DenseIndex
+        from index.backends.base import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+        from index.backends.faiss import DenseIndex
 
         nq = self.plan.queries
         _log(f"scaling {n:,}: generating clustered unit vectors")
@@ -1174,7 +1177,7 @@ class Bench:
         IO_FLAG_MMAP_IFC (zero-copy mmap of the vectors), the flag that does map HNSW/flat storage."""
         import faiss
 
-        from index.dense import DenseIndex
+        from index.backends.faiss import DenseIndex
 
         out: dict = {}
         file_mb = path.stat().st_size / 2**20
@@ -1220,7 +1223,7 @@ class Bench:
         return out
 
     def _scale_bm25(self, n: int) -> dict:
-        from index.lexical import LexicalIndex
+        from index.backends.faiss import LexicalIndex
 
         vocab = _vocabulary(20_000, seed=7)
         _log(f"scaling {n:,}: generating {n:,} Zipf pseudo-sentences for BM25")

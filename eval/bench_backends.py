@@ -38,10 +38,10 @@ from typing import Callable
 import faiss
 import numpy as np
 
-from index.backends import ChunkFilter, FaissBackend
-from index.dense import DenseIndex
-from index.lexical import LexicalIndex, normalise
-from index.milvus import MilvusBackend, MilvusTarget, choose_index_type, connect, sync_collection
+from index.analysis import normalise
+from index.backends import ChunkFilter
+from index.backends.faiss import DenseIndex, FaissBackend, LexicalIndex
+from index.backends.milvus import MilvusBackend, MilvusTarget, choose_index_type, connect, sync_collection
 from ingest import Chunk
 
 Progress = Callable[[str, int, int], None]
@@ -77,10 +77,9 @@ def report_workload(settings, queries: int, progress: Progress | None = None) ->
     """The current build (either backend) and the eval set's questions."""
     from eval.harness import load_questions
     from index import load_current_index, load_embedder
-    from index.milvus import _build_vectors
 
     loaded = load_current_index(settings)
-    vectors = _build_vectors(loaded)
+    vectors = loaded.backend.vectors()
     questions = [q.question for q in load_questions()]
     while len(questions) < queries:
         questions += questions[:queries - len(questions)]
@@ -130,7 +129,7 @@ def _latencies(backend, work: Workload) -> dict:
     out: dict[str, dict] = {}
     qs, qv = work.questions, work.question_vectors
     everything = ChunkFilter()
-    if backend.kind == "faiss":
+    if isinstance(backend, FaissBackend):
         dense = lambda i: backend.dense.search(qv[i], DEPTH)  # noqa: E731
         bm25 = lambda i: np.argpartition(-backend.lexical.scores(qs[i]), DEPTH)[:DEPTH]  # noqa: E731
     else:
@@ -204,7 +203,7 @@ def bench_milvus(work: Workload, target: MilvusTarget, index_type: str, label: s
 def run(settings, sizes=("report", 100_000), progress: Progress | None = None, queries: int = 100,
         faiss_hnsw: bool = True) -> dict:
     """Benchmark both backends at each size; prints the table and returns everything as a dict."""
-    from index.milvus import resolve_uri
+    from index.backends.milvus import resolve_uri
 
     queries = max(100, queries)
     tmp = None
@@ -272,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="at synthetic sizes only FAISS as configured, not both flat and HNSW")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    from index import configure_runtime
     from settings import Settings
+
+    configure_runtime()
 
     settings = Settings(**({"index_dir": args.index} if args.index else {}))
     sizes = [s.strip() if s.strip() == "report" else int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]

@@ -31,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from settings import PASSAGE_ENGINES, EncoderEngine
+
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("torch", "onnx", "onnx-int8")
-INGEST_BACKENDS = ("torch", "onnx")  # int8 is for questions: the index's passages stay fp32
+BACKENDS = tuple(EncoderEngine)
+INGEST_BACKENDS = PASSAGE_ENGINES  # int8 is for questions: the index's passages stay fp32
 
 
 # ------------------------------------------------------------------ inputs
@@ -72,7 +74,7 @@ def make_inputs(n_questions: int, n_passages: int) -> dict:
 
 def measure(backend: str, threads: int, inputs: dict, repeats: int, out_dir: Path) -> dict:
     from eval.bench import _cpu_sample, _loadavg, _others_cpu_share
-    from index.embedder import Embedder
+    from index.embed import Embedder
     from settings import Settings
 
     settings = Settings()
@@ -253,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inputs", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    from index import configure_runtime
 
+    configure_runtime()
     if args.child:
         inputs = json.loads(Path(args.inputs).read_text())
         result = measure(args.child, int(args.threads), inputs, args.repeats, Path(args.out).parent)
@@ -269,11 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     inputs_file.write_text(json.dumps(inputs))
 
     # Make sure the ONNX exports exist, so no measured process pays for them.
-    from index.embedder import Embedder
+    from index.embed import Embedder
     from settings import Settings
 
     settings = Settings()
-    Embedder(settings.resolved_model_path, 1, "onnx-int8", settings.cache_dir)
+    Embedder(settings.resolved_model_path, 1, EncoderEngine.ONNX_INT8, settings.cache_dir)
 
     results = []
     for threads in [int(t) for t in args.threads.split(",")]:

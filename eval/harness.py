@@ -20,6 +20,7 @@ import numpy as np
 
 from eval.metrics import METRICS, dedupe, first_relevant_rank, score_run
 from index import MODES, Query, Retriever
+from settings import BackendName
 
 EVAL_DIR = Path(__file__).resolve().parent
 QUESTIONS = EVAL_DIR / "questions.jsonl"
@@ -288,9 +289,7 @@ def beir_retriever(settings, embedder, fields: str = "multifield"):
     ``fields="multifield"`` gives BM25 title and body as separate fields whose scores add up, the
     setup behind the published BM25 baselines (BEIR's Elasticsearch runs, Pyserini's "multifield");
     ``"flat"`` indexes "title body" as one text, as the dense model sees it (Pyserini's "flat")."""
-    from index.backends import FaissBackend
-    from index.dense import DenseIndex
-    from index.lexical import FieldedLexicalIndex, LexicalIndex
+    from index.backends.faiss import DenseIndex, FaissBackend, FieldedLexicalIndex, LexicalIndex
     from index.retriever import FusionWeights
     from index.store import LoadedIndex
     from ingest import Chunk, Document
@@ -475,18 +474,15 @@ def _report_drops(drops: list[str], where: str) -> int:
 
 # ------------------------------------------------ backends side by side (issue 7)
 
-BACKENDS = ("faiss", "milvus")
+BACKENDS = tuple(BackendName)
 
 
 def backend_views(settings, names: list[str], progress=None) -> dict[str, object]:
     """The current build served by each named backend: the one it was built for as loaded, the other made from
     the same chunks and vectors (Milvus: synced into ``settings``' collection, a no-op when already there;
     FAISS: built in memory from the vectors read back from Milvus)."""
-    from index import load_current_index, milvus_target
-    from index.milvus import faiss_from_loaded, milvus_from_loaded
-
-    from index import IndexUnavailable
-    from index.milvus import MilvusUnavailable
+    from index import IndexUnavailable, load_current_index
+    from index.backends import BackendUnavailable, backend_options, convert
 
     loaded = load_current_index(settings)
     views = {}
@@ -494,12 +490,10 @@ def backend_views(settings, names: list[str], progress=None) -> dict[str, object
         for name in names:
             if name == loaded.backend.kind:
                 views[name] = loaded
-            elif name == "milvus":
-                views[name], _ = milvus_from_loaded(loaded, milvus_target(settings), settings.exact_search_max,
-                                                    progress)
             else:
-                views[name] = faiss_from_loaded(loaded, settings.exact_search_max)
-    except MilvusUnavailable as exc:
+                views[name], _ = convert(loaded, name, backend_options(name, settings), settings.exact_search_max,
+                                         progress)
+    except BackendUnavailable as exc:
         raise IndexUnavailable(str(exc)) from None
     return views
 

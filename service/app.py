@@ -26,12 +26,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index import (
-    Embedder, IndexUnavailable, Query, Retriever, SearchResult, UnknownSection, load_current_index, load_embedder,
-    open_retriever,
+    Embedder, IndexUnavailable, Query, Retriever, SearchResult, UnknownSection, configure_runtime, load_current_index,
+    load_embedder, open_retriever,
 )
 from index.batching import BatchingEncoder
 from service import schemas
-from settings import Settings
+from settings import EncoderEngine, Settings
 
 log = logging.getLogger("reportqa.service")
 
@@ -104,12 +104,13 @@ def load_served_index(settings: Settings):
 
 def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceState:
     """Load model and index; raises IndexUnavailable / ModelUnavailable with a one-line reason."""
+    configure_runtime()
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     loaded = load_served_index(settings)
     embedder = embedder or load_embedder(settings)
     retriever = open_retriever(settings, embedder, loaded)
     encoder = BatchingEncoder(embedder, settings.encode_max_batch) if settings.encode_max_batch > 1 else None
-    if encoder and embedder.backend == "onnx-int8":
+    if encoder and embedder.backend == EncoderEngine.ONNX_INT8:
         log.warning("encode_max_batch > 1 with the onnx-int8 encoder: a batched question's vector depends on "
                     "its batch-mates (one activation scale per call); use --encoder onnx to batch exactly")
     return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size), encoder=encoder)
@@ -321,7 +322,7 @@ def create_app(state: ServiceState) -> FastAPI:
         q: str = QueryParam(..., max_length=100_000, description="The question (not blank).",
                             json_schema_extra=schemas.question_schema(settings.max_question_chars)),
         k: int = QueryParam(5, ge=1, le=50),
-        mode: schemas.Mode = QueryParam("hybrid"),
+        mode: schemas.Mode = QueryParam(schemas.Mode.HYBRID),
         section: str | None = QueryParam(None, max_length=200),
         document: str | None = QueryParam(None, max_length=200),
         group_by_section: bool = QueryParam(False),

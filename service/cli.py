@@ -14,6 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from settings import BackendName, EncoderEngine, RetrievalMode
+
 EXIT_USAGE, EXIT_INPUT, EXIT_INDEX = 2, 3, 4
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
 
@@ -72,7 +74,7 @@ def _settings(args):
 
 def cmd_ingest(args) -> int:
     from index import build_index, load_embedder, stale_reasons
-    from index.embedder import model_fingerprint
+    from index.embed import model_fingerprint
     from index.store import BuildSettings
     from ingest import Chunker, ingest_paths
     from ingest.readers import find_report_files, read_report
@@ -327,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--index", metavar="DIR", help="index folder (default: var/index)")
         p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
-        p.add_argument("--encoder", choices=["torch", "onnx", "onnx-int8"],
+        p.add_argument("--encoder", choices=list(EncoderEngine),
                        help="encoder engine (ingest: for passages, else: for questions; default from settings)")
         p.set_defaults(func=func)
         return p
@@ -341,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--backend", choices=["faiss", "milvus"], help="where vectors and BM25 live (default faiss)")
+    p.add_argument("--backend", choices=list(BackendName), help="where vectors and BM25 live (default faiss)")
     p.add_argument("--milvus-uri", metavar="URI", help="Milvus Lite file (*.db) or http://host:19530 "
                    "(default <index>/milvus.db; token: REPORTQA_MILVUS_TOKEN)")
     p.add_argument("--milvus-collection", metavar="NAME", help="Milvus collection (default reportqa)")
@@ -349,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("ask", "Print the passages that best answer a question, with citations.", cmd_ask)
     p.add_argument("question")
     p.add_argument("--k", type=int, default=5, help="passages to return (1-50, default 5)")
-    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], help="retrieval mode (default hybrid)")
+    p.add_argument("--mode", choices=list(RetrievalMode), help="retrieval mode (default hybrid)")
     p.add_argument("--section", help="only this part or section id (see `reportqa sections`)")
     p.add_argument("--group-by-section", action="store_true", help="at most one passage per section")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -364,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
 
     p = command("eval", "Score retrieval on the eval set (or a BEIR dataset) and list the misses.", cmd_eval)
-    p.add_argument("--mode", action="append", choices=["dense", "bm25", "hybrid"], help="mode(s) to score (default all)")
+    p.add_argument("--mode", action="append", choices=list(RetrievalMode), help="mode(s) to score (default all)")
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
     p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
@@ -397,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from index import IndexUnavailable, ModelUnavailable
+    from index import IndexUnavailable, ModelUnavailable, configure_runtime
+
+    configure_runtime()
 
     try:
         return args.func(args)

@@ -18,9 +18,9 @@ from conftest import LiveServer, free_port
 from test_walking_skeleton import OBVIOUS
 
 from index import IndexUnavailable, Query, build_index, load_current_index, open_retriever
-from index.backends import ChunkFilter
-from index.milvus import (
-    MilvusTarget, chunk_row, connect, count_rows, filter_expression, milvus_from_loaded, resolve_uri, sanitise_uri,
+from index.backends import ChunkFilter, convert
+from index.backends.milvus import (
+    MilvusTarget, chunk_row, connect, count_rows, filter_expression, resolve_uri, sanitise_uri,
 )
 
 
@@ -140,7 +140,7 @@ def test_obvious_questions_cite_the_same_sections(any_retriever, question, secti
 def test_backends_rank_alike(retriever, milvus_retriever):
     """Same chunks, same vectors, same BM25 terms and k1/b: dense and BM25 agree exactly (exact search both
     sides), and the engine's RRF gives the in-process fusion's order."""
-    from index.lexical import expand_acronyms
+    from index.analysis import expand_acronyms
 
     for question, _ in OBVIOUS + [("data security law", None), ("AI governance", None)]:
         qv = retriever.encode(expand_acronyms(question, retriever.index.acronyms))  # once for both backends
@@ -261,7 +261,7 @@ def test_reingest_upserts_changed_chunks_and_deletes_gone_ones(settings, ingeste
 
 
 def test_ingest_if_stale_sees_a_backend_change(settings, built_index, ingested, milvus_build, milvus_settings):
-    from index.embedder import model_fingerprint
+    from index.embed import model_fingerprint
     from index.store import BuildSettings, stale_reasons
 
     args = (ingested.documents, BuildSettings.from_settings(settings), model_fingerprint(settings.resolved_model_path))
@@ -336,7 +336,7 @@ def test_eval_on_both_backends_agrees(settings, retriever, embedder, tmp_path):
     table = format_backends_table(reports, len(questions))
     assert "faiss" in table and "milvus" in table and "Δ milvus" in table
     # Built once: a second view over the same build writes nothing.
-    _, again = milvus_from_loaded(views["faiss"], replace(views["milvus"].backend.target), s.exact_search_max)
+    _, again = convert(views["faiss"], "milvus", replace(views["milvus"].backend.target), s.exact_search_max)
     assert (again.upserted, again.deleted) == (0, 0)
 
 

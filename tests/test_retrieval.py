@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from eval.harness import beir_retriever, cosine_only_rates, cross_validated_rates, evaluate_mode, load_questions, run_beir
-from index.answerability import (asks_money, asks_quantity, check_constraints, counted_terms, evidence_features,
-                                 key_terms, mentions, names_and_numbers)
-from index.lexical import FieldedLexicalIndex, LexicalIndex, normalise
+from index.answerability import (asks_money, asks_quantity, check_constraints, counted_forms, counted_head,
+                                 evidence_features, key_terms, mentions, names_and_numbers)
+from index.analysis import normalise
+from index.backends.faiss import FieldedLexicalIndex, LexicalIndex
 from index.retriever import FusionWeights, Query, Retriever
 
 
@@ -80,6 +81,11 @@ def test_evidence_features_flag_unmet_constraints():
     for paid in ("It got US$2 million.", "A fund of 5 billion yuan.", "It cost €40m.", "Priced at 3 dollars."):
         assert features_of("How much funding did it get?", paid)["money_unmet"] == 0.0, paid
     assert features_of("How many users?", "No money here.")["money_unmet"] == 0.0  # not asked for
+
+
+def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
+    """What check_constraints counts for a question: the product's two steps, in its order."""
+    return counted_forms(counted_head(question), acronyms)
 
 
 def test_the_counted_thing_is_the_head_noun_before_the_verb():
