@@ -22,6 +22,7 @@ from index.backends import ChunkFilter, convert
 from index.backends.milvus import (
     MilvusTarget, chunk_row, connect, count_rows, filter_expression, resolve_uri, sanitise_uri,
 )
+from settings import RetrievalMode
 
 
 class MemoEmbedder:
@@ -130,7 +131,7 @@ def test_uris_never_record_credentials(tmp_path):
 
 @pytest.mark.parametrize("question,section", OBVIOUS)
 def test_obvious_questions_cite_the_same_sections(any_retriever, question, section):
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in RetrievalMode:
         hits = any_retriever.search(Query(question, k=5, mode=mode)).hits
         assert len(hits) == 5
         if mode == "hybrid":
@@ -144,7 +145,7 @@ def test_backends_rank_alike(retriever, milvus_retriever):
 
     for question, _ in OBVIOUS + [("data security law", None), ("AI governance", None)]:
         qv = retriever.encode(expand_acronyms(question, retriever.index.acronyms))  # once for both backends
-        for mode in ("dense", "bm25", "hybrid"):
+        for mode in RetrievalMode:
             a = retriever.search(Query(question, k=10, mode=mode), qv).hits
             b = milvus_retriever.search(Query(question, k=10, mode=mode), qv).hits
             assert [h.chunk.id for h in a] == [h.chunk.id for h in b], (question, mode)
@@ -166,7 +167,7 @@ def test_section_filters_become_milvus_expressions(milvus_retriever, section):
 
 
 def test_filters_and_grouping(any_retriever):
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in RetrievalMode:
         hits = any_retriever.search(Query("data", k=10, mode=mode, section="p3")).hits
         assert hits and all(h.chunk.section_id == "p3" or h.chunk.section_id.startswith("p3.") for h in hits)
     doc = any_retriever.index.chunks[0].document_id
@@ -258,6 +259,17 @@ def test_reingest_upserts_changed_chunks_and_deletes_gone_ones(settings, ingeste
     client.delete("reportqa_sync", ids=[next(iter(new))])
     with pytest.raises(IndexUnavailable, match=r"holds \d+ rows"):
         load_current_index(s)
+
+
+def test_closing_one_retriever_leaves_the_shared_client_to_the_others(milvus_settings, milvus_build,
+                                                                     milvus_retriever, embedder):
+    second = open_retriever(milvus_settings, embedder)
+    before = [h.chunk.id for h in second.search(Query("data security", k=3)).hits]
+    second.close()
+    second.close()  # a second close is a no-op
+    # Both retrievers talk through the URI's one client; the one still open keeps it and searches as before.
+    assert [h.chunk.id for h in milvus_retriever.search(Query("data security", k=3)).hits] == before
+    assert milvus_retriever.index.backend.client is connect(milvus_retriever.index.backend.target)
 
 
 def test_ingest_if_stale_sees_a_backend_change(settings, built_index, ingested, milvus_build, milvus_settings):

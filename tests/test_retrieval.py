@@ -11,6 +11,7 @@ from index.answerability import (asks_money, asks_quantity, check_constraints, c
 from index.analysis import normalise
 from index.backends.faiss import FieldedLexicalIndex, LexicalIndex
 from index.retriever import FusionWeights, Query, Retriever
+from settings import RetrievalMode
 
 
 def test_sentence_list_ranks_the_chunk_holding_the_sentence_first(retriever):
@@ -176,7 +177,7 @@ def test_beir_harness_scores_a_small_dataset(tmp_path, settings, embedder):
     (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td4\t1\n")
     for fields in ("multifield", "flat"):
-        results = run_beir(tmp_path, beir_retriever(settings, embedder, fields), ["dense", "bm25", "hybrid"])
+        results = run_beir(tmp_path, beir_retriever(settings, embedder, fields), list(RetrievalMode))
         assert results["dense"]["ndcg@10"] == pytest.approx(1.0)
         assert results["hybrid"]["n"] == 3 and 0.0 < results["bm25"]["ndcg@10"] <= 1.0
 

@@ -6,9 +6,7 @@ A third backend is one module with a :class:`~index.backends.base.SearchBackend`
 from __future__ import annotations
 
 import importlib
-from dataclasses import replace
-
-from index.backends.base import Progress, SearchBackend
+from index.backends.base import SearchBackend
 from settings import BackendName
 
 # Imported on first use: a FAISS-only process never imports the Milvus code (nor pymilvus).
@@ -30,14 +28,3 @@ def backend_class(name: str) -> type[SearchBackend]:
 def backend_options(name: str, settings, for_loading: bool = False, mmap: bool = False) -> object:
     """The named backend's options from the settings (``for_loading``: for opening a finished build)."""
     return backend_class(name).options(settings, for_loading=for_loading, mmap=mmap)
-
-
-def convert(loaded, name: str, options, exact_search_max: int, progress: Progress | None = None):
-    """``loaded`` (a build on any backend) served by backend ``name`` from the same chunks and vectors:
-    (the new LoadedIndex, what the conversion did or None). A no-op when it already is that backend there."""
-    cls = backend_class(name)
-    if loaded.backend.kind == cls.kind and loaded.backend.same_place(options):
-        return loaded, None
-    backend, changes, report = cls.from_vectors(loaded.chunks, loaded.backend.vectors(), loaded.manifest, options,
-                                                exact_search_max, progress)
-    return replace(loaded, backend=backend, manifest=dict(loaded.manifest, **changes)), report

@@ -32,12 +32,14 @@ Positions: Milvus returns chunk ids; :class:`MilvusBackend` maps them to positio
 ``chunks.jsonl`` (ids the build does not know are dropped), so the retriever is unchanged.
 
 Modules: :mod:`~index.backends.milvus.client` (URIs, target, client cache), :mod:`~.schema` (fields and
-indexes), :mod:`~.sync` (row hashes, upserts and deletes), :mod:`~.search` (the backend itself).
+indexes), :mod:`~.sync` (row hashes, upserts and deletes), :mod:`~.search` (searching) and
+:mod:`~.backend` (the :class:`MilvusBackend`: build, open, convert to, verify).
 """
 from index.backends.milvus.client import (MilvusTarget, MilvusUnavailable, connect, engine_errors, is_server_uri,
                                           resolve_uri, sanitise_uri)
 from index.backends.milvus.schema import SCHEMA_VERSION, choose_index_type, count_rows
-from index.backends.milvus.search import MilvusBackend, filter_expression
+from index.backends.milvus.backend import MilvusBackend
+from index.backends.milvus.search import filter_expression
 from index.backends.milvus.sync import SyncResult, chunk_row, sync_collection
 
 __all__ = [
