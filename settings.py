@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # third of onnx's CPU per question with the same eval-set quality (README, "Encoder backends").
     encoder_backend: EncoderEngine = Field(
         EncoderEngine.ONNX_INT8, description="Engine that encodes questions (service, ask, eval).")
-    ingest_encoder_backend: Literal[EncoderEngine.TORCH, EncoderEngine.ONNX] = Field(
+    ingest_encoder_backend: EncoderEngine = Field(
         EncoderEngine.TORCH, description="Engine that encodes chunks and sentences at ingest.")
     encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")
 
@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the model and maps the index. "
                                                      "For throughput on N cores: N workers, encoder_threads 1.")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
+
+    @field_validator("ingest_encoder_backend")
+    @classmethod
+    def _passages_at_full_precision(cls, engine: EncoderEngine) -> EncoderEngine:
+        if engine not in PASSAGE_ENGINES:
+            raise ValueError(f"{engine} encodes questions only; passages are encoded at full precision "
+                             f"({' or '.join(PASSAGE_ENGINES)})")
+        return engine
 
     @cached_property
     def resolved_model_path(self) -> str:

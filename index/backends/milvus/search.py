@@ -134,7 +134,7 @@ class MilvusSearch:
         return self._fused(hits, _keep(where, self.size))
 
     def _run(self, calls: list[Callable[[], list]]) -> list[list]:
-        if not self.target.concurrent or len(calls) == 1:
+        if not self.target.concurrent or len(calls) == 1 or self._closed:
             return [c() for c in calls]
         if self._pool is None:
             with self._lock:
