@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from settings import EncoderEngine
+from settings import EncoderEngine, RetrievalMode
 
 # ---------------------------------------------------------------- questions
 
@@ -841,7 +841,7 @@ class Bench:
                 if i % every == 0:
                     q2 = distinct()
                     t = time.perf_counter()
-                    retriever.search(Query(q2, 5, "hybrid"))
+                    retriever.search(Query(q2, 5, RetrievalMode.HYBRID))
                     inproc.append(time.perf_counter() - t)
                 if (i + 1) % max(1, n // 4) == 0:
                     _log(f"  distinct questions: {i + 1}/{n}")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from settings import PASSAGE_ENGINES, EncoderEngine
+from settings import PASSAGE_ENGINES, EncoderEngine, RetrievalMode
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = tuple(EncoderEngine)
@@ -229,7 +229,7 @@ def eval_table(evals: list[dict]) -> str:
     lines = ["| index built with | questions encoded with | mode | hit@1 | hit@5 | MRR@10 | nDCG@10 |",
              "|---|---|---|---|---|---|---|"]
     for e in evals:
-        for mode in ("hybrid", "dense", "bm25"):
+        for mode in (RetrievalMode.HYBRID, RetrievalMode.DENSE, RetrievalMode.BM25):
             m = e["modes"].get(mode)
             if m:
                 lines.append(f"| {e['ingest']} | {e['query']} | {mode} | {m['hit@1']:.3f} | {m['hit@5']:.3f} "

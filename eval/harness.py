@@ -20,7 +20,7 @@ import numpy as np
 
 from eval.metrics import METRICS, dedupe, first_relevant_rank, score_run
 from index import MODES, Query, Retriever
-from settings import BackendName
+from settings import BackendName, RetrievalMode
 
 EVAL_DIR = Path(__file__).resolve().parent
 QUESTIONS = EVAL_DIR / "questions.jsonl"
@@ -427,8 +427,8 @@ def run_cli(args, settings) -> int:
     if problems:
         raise CliError(f"eval set has {len(problems)} problem(s), first: {problems[0]}", 3)
     if args.calibrate:
-        _, details = run_report(retriever, questions, ["hybrid"], progress, with_baseline=False)
-        feats = [details["hybrid"][q.id]["features"] for q in questions]
+        _, details = run_report(retriever, questions, [RetrievalMode.HYBRID], progress, with_baseline=False)
+        feats = [details[RetrievalMode.HYBRID][q.id]["features"] for q in questions]
         labels = [q.answerable for q in questions]
         model = fit_answerability(feats, labels)
         cv = cross_validated_rates(feats, labels)
@@ -545,12 +545,12 @@ def run_backends_cli(args, settings, embedder, backends: list[str], modes: list[
           f"section-level metrics, one build ({first.manifest.get('build', '')}) on each backend")
     for name, loaded in views.items():
         where = (f"collection {loaded.manifest.get('collection')} at {loaded.manifest.get('uri')}"
-                 if loaded.backend.kind == "milvus" else "FAISS + bm25s in process")
+                 if loaded.backend.kind == BackendName.MILVUS else "FAISS + bm25s in process")
         print(f"  {name}: {where}")
     print()
     print(format_backends_table(by_backend, len(questions)))
     for name, reports in by_backend.items():
-        hybrid = [r for r in reports if r.mode == "hybrid"]
+        hybrid = [r for r in reports if r.mode == RetrievalMode.HYBRID]
         if hybrid and args.misses:
             print(f"\n[{name}] " + format_misses(hybrid[0], args.misses))
     if args.json:
