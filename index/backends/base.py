@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
 
+from index.analysis import normalise
 from ingest import Chunk
 
 # HNSW graph parameters, the same for FAISS's and Milvus's HNSW indexes (used above ``exact_search_max``).
@@ -64,6 +66,11 @@ class BuildInput:
     bm25_b: float
     exact_search_max: int  # above this many vectors: HNSW instead of exact search
     progress: Progress | None = None
+
+    @cached_property
+    def terms(self) -> list[list[str]]:
+        """Each text's BM25 terms (:func:`index.analysis.normalise`), analysed once for all build steps."""
+        return [normalise(t) for t in self.texts]
 
 
 @dataclass

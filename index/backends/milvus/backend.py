@@ -33,7 +33,7 @@ class MilvusBackend(MilvusSearch, SearchBackend):
     @classmethod
     def write(cls, work: Path, data: BuildInput, options: MilvusTarget) -> BackendBuild:
         """The local part: the vocabulary (for typo correction); the collection is synced by ``publish``."""
-        vocabulary = _vocabulary(_terms(data.texts))
+        vocabulary = _vocabulary(data.terms)
         write_json(work / "vocabulary.json", vocabulary)
         return BackendBuild({}, {}, {"library": "milvus", "function": "BM25", "vocabulary": len(vocabulary),
                                      "analyzer": "reportqa normaliser (index.analysis.normalise), then Milvus "
@@ -41,7 +41,7 @@ class MilvusBackend(MilvusSearch, SearchBackend):
 
     @classmethod
     def publish(cls, data: BuildInput, options: MilvusTarget, built: BackendBuild) -> BackendBuild:
-        sync = sync_collection(options, data.chunks, data.vectors, _terms(data.texts), data.model_fingerprint,
+        sync = sync_collection(options, data.chunks, data.vectors, data.terms, data.model_fingerprint,
                                data.bm25_k1, data.bm25_b, data.exact_search_max, data.progress)
         identity = {"backend": cls.kind, "collection": options.collection,
                     "uri": sanitise_uri(options.uri, data.index_dir),
