@@ -7,18 +7,45 @@ and most by a command-line flag; ``reportqa config`` prints the result.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 BUNDLED_REPORT = PROJECT_ROOT / "data" / "cyberspace-community-decade-review.md"
 DEFAULT_CACHE_DIR = PROJECT_ROOT / "var" / "cache"
 
-Mode = Literal["dense", "bm25", "hybrid"]
+
+
+class RetrievalMode(StrEnum):
+    """How the retriever ranks: the embedding, BM25, or both fused (weighted reciprocal rank)."""
+
+    DENSE = "dense"
+    BM25 = "bm25"
+    HYBRID = "hybrid"
+
+
+class EncoderEngine(StrEnum):
+    """What runs the embedding model (index.embed): the same weights on each."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"  # questions only: an index's passages are always encoded at full precision
+
+
+class BackendName(StrEnum):
+    """Where a build's vectors and BM25 live (index.backends)."""
+
+    FAISS = "faiss"
+    MILVUS = "milvus"
+
+
+Mode = RetrievalMode  # the name the service schemas and older code use
+PASSAGE_ENGINES: tuple[EncoderEngine, ...] = (EncoderEngine.TORCH, EncoderEngine.ONNX)  # full precision
 
 
 def bundled_model_path() -> str:
@@ -38,7 +65,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(DEFAULT_CACHE_DIR, description="Derived files made once and reused (the ONNX export).")
 
     # --- where the vectors live -------------------------------------------
-    backend: Literal["faiss", "milvus"] = Field("faiss", description="faiss: files in index_dir; milvus: a collection.")
+    backend: BackendName = Field(BackendName.FAISS, description="faiss: files in index_dir; milvus: a collection.")
     milvus_uri: str = Field("", description="Milvus Lite file path, or http://host:19530 for a server/cluster; "
                                             "empty = <index_dir>/milvus.db")
     milvus_token: SecretStr | None = Field(None, description="Milvus auth token (user:password or API key).")
@@ -61,14 +88,14 @@ class Settings(BaseSettings):
     # eval/bench_encoders.py: ONNX Runtime encodes one question ~3x faster and loads in 0.5 s instead of ~7 s;
     # torch encodes batches of passages as fast or up to ~20% faster. onnx-int8 (questions only) needs about a
     # third of onnx's CPU per question with the same eval-set quality (README, "Encoder backends").
-    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx-int8", description="Engine that encodes questions (service, ask, eval).")
-    ingest_encoder_backend: Literal["torch", "onnx"] = Field(
-        "torch", description="Engine that encodes chunks and sentences at ingest.")
+    encoder_backend: EncoderEngine = Field(
+        EncoderEngine.ONNX_INT8, description="Engine that encodes questions (service, ask, eval).")
+    ingest_encoder_backend: EncoderEngine = Field(
+        EncoderEngine.TORCH, description="Engine that encodes chunks and sentences at ingest.")
     encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")
 
     # --- retrieval --------------------------------------------------------
-    default_mode: Mode = "hybrid"
+    default_mode: RetrievalMode = RetrievalMode.HYBRID
     max_k: int = Field(50, ge=1, le=1000)
     candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
@@ -96,6 +123,14 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the model and maps the index. "
                                                      "For throughput on N cores: N workers, encoder_threads 1.")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
+
+    @field_validator("ingest_encoder_backend")
+    @classmethod
+    def _passages_at_full_precision(cls, engine: EncoderEngine) -> EncoderEngine:
+        if engine not in PASSAGE_ENGINES:
+            raise ValueError(f"{engine} encodes questions only; passages are encoded at full precision "
+                             f"({' or '.join(PASSAGE_ENGINES)})")
+        return engine
 
     @cached_property
     def resolved_model_path(self) -> str:

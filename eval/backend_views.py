@@ -7,19 +7,17 @@ from eval.errors import EvalError
 from eval.harness import EvalQuestion, ModeReport, checked_questions, run_report
 from eval.progress import Progress
 from eval.report import COLUMNS
+from settings import BackendName
 
-BACKENDS = ("faiss", "milvus")
+BACKENDS = tuple(BackendName)
 
 
 def backend_views(settings, names: list[str], progress: Progress | None = None) -> dict[str, object]:
     """The current build served by each named backend: the one it was built for as loaded, the other made from
     the same chunks and vectors (Milvus: synced into ``settings``' collection, a no-op when already there;
     FAISS: built in memory from the vectors read back from Milvus)."""
-    from index import load_current_index, milvus_target
-    from index.milvus import faiss_from_loaded, milvus_from_loaded
-
-    from index import IndexUnavailable
-    from index.milvus import MilvusUnavailable
+    from index import IndexUnavailable, load_current_index
+    from index.backends import BackendUnavailable, backend_options, convert
 
     loaded = load_current_index(settings)
     views = {}
@@ -27,12 +25,10 @@ def backend_views(settings, names: list[str], progress: Progress | None = None) 
         for name in names:
             if name == loaded.backend.kind:
                 views[name] = loaded
-            elif name == "milvus":
-                views[name], _ = milvus_from_loaded(loaded, milvus_target(settings), settings.exact_search_max,
-                                                    progress)
             else:
-                views[name] = faiss_from_loaded(loaded, settings.exact_search_max)
-    except MilvusUnavailable as exc:
+                views[name], _ = convert(loaded, name, backend_options(name, settings), settings.exact_search_max,
+                                         progress)
+    except BackendUnavailable as exc:
         raise IndexUnavailable(str(exc)) from None
     return views
 
@@ -84,6 +80,6 @@ def compare_backends(settings, embedder, backends: list[str], modes: list[str], 
         retriever = open_retriever(settings, embedder, loaded)
         by_backend[name], _ = run_report(retriever, questions, modes, progress, with_baseline=False)
     where = {name: (f"collection {loaded.manifest.get('collection')} at {loaded.manifest.get('uri')}"
-                    if loaded.backend.kind == "milvus" else "FAISS + bm25s in process")
+                    if loaded.backend.kind == BackendName.MILVUS else "FAISS + bm25s in process")
              for name, loaded in views.items()}
     return BackendsRun(questions, first.manifest.get("build", ""), where, by_backend)

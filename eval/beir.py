@@ -71,9 +71,7 @@ def beir_retriever(settings, embedder, fields: str = "multifield"):
     ``fields="multifield"`` gives BM25 title and body as separate fields whose scores add up, the
     setup behind the published BM25 baselines (BEIR's Elasticsearch runs, Pyserini's "multifield");
     ``"flat"`` indexes "title body" as one text, as the dense model sees it (Pyserini's "flat")."""
-    from index.backends import FaissBackend
-    from index.dense import DenseIndex
-    from index.lexical import FieldedLexicalIndex, LexicalIndex
+    from index.backends.faiss import DenseIndex, FaissBackend, FieldedLexicalIndex, LexicalIndex
     from index.retriever import FusionWeights
     from index.store import LoadedIndex
     from ingest import Chunk, Document

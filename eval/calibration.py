@@ -15,6 +15,7 @@ import numpy as np
 from eval.harness import EVAL_DIR, EvalQuestion, run_report
 from eval.progress import Progress
 from index import Retriever
+from settings import RetrievalMode
 
 ANSWERABILITY = EVAL_DIR.parent / "index" / "answerability.json"
 
@@ -95,8 +96,8 @@ def calibrate(retriever: Retriever, questions: list[EvalQuestion], progress: Pro
     """Fit on the hybrid run's features, write the model to ``path``, and give the retriever the new model."""
     from index import load_answerability
 
-    _, details = run_report(retriever, questions, ["hybrid"], progress, with_baseline=False)
-    feats = [details["hybrid"][q.id]["features"] for q in questions]
+    _, details = run_report(retriever, questions, [RetrievalMode.HYBRID], progress, with_baseline=False)
+    feats = [details[RetrievalMode.HYBRID][q.id]["features"] for q in questions]
     labels = [q.answerable for q in questions]
     model = fit_answerability(feats, labels)
     cv = cross_validated_rates(feats, labels)

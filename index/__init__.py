@@ -1,14 +1,21 @@
-"""Index: embed chunks into FAISS, BM25 beside it, written atomically with a manifest; retrieval on top.
+"""Index: embed chunks, keep vectors and BM25 in a search backend, written atomically with a manifest;
+retrieval on top.
 
-Entry points: :func:`build_index` (ingest result → a new build on disk) and
-:func:`open_retriever` (the current build → a :class:`Retriever`).
+Entry points: :func:`build_index` (ingest result → a new build on disk), :func:`load_current_index`
+and :func:`open_retriever` (the current build → a :class:`Retriever`; ``Retriever.close()`` releases
+it), :func:`load_embedder`. Inside: ``store`` (build folders, manifest, CURRENT), ``backends/``
+(FAISS, Milvus), ``embed/`` (the model and its engines), ``analysis`` (one query analyzer),
+``fusion`` (rank fusion), ``retriever``, ``answerability``, ``files`` (atomic writes, checksums).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
-from index.embedder import Embedder, ModelUnavailable
+from index.answerability import DEFAULT_ANSWERABILITY
+from index.backends import backend_options
+from index.embed import Embedder, ModelUnavailable, configure_runtime, model_fingerprint
 from index.retriever import (
     MODES, AnswerabilityModel, FusionWeights, Hit, Query, Retriever, SearchResult, UnknownSection,
 )
@@ -18,7 +25,8 @@ from ingest import IngestResult
 __all__ = [
     "MODES", "AnswerabilityModel", "BuildSettings", "Embedder", "FusionWeights", "Hit", "IndexUnavailable",
     "LoadedIndex", "ModelUnavailable", "Query", "Retriever", "SearchResult", "UnknownSection", "build_index",
-    "load_current_index", "load_embedder", "milvus_target", "open_retriever", "read_manifest", "stale_reasons",
+    "configure_runtime", "load_answerability", "load_current_index", "load_embedder", "open_retriever",
+    "read_manifest", "stale_reasons",
 ]
 
 
@@ -33,18 +41,8 @@ def build_index(settings, result: IngestResult, embedder: Embedder,
     return write_index(
         Path(settings.index_dir), result, embedder, BuildSettings.from_settings(settings),
         settings.embed_batch_size, settings.exact_search_max, progress,
-        milvus=milvus_target(settings) if settings.backend == "milvus" else None,
+        backend=settings.backend, options=backend_options(settings.backend, settings),
     )
-
-
-def milvus_target(settings, for_loading: bool = False):
-    """The Milvus collection the settings name (``for_loading``: an unset URI means "the one the build recorded")."""
-    from dataclasses import replace
-
-    from index.milvus import MilvusTarget
-
-    target = MilvusTarget.from_settings(settings)
-    return replace(target, uri="") if for_loading and not settings.milvus_uri else target
 
 
 def load_current_index(settings, verify: bool = True, mmap: bool = False) -> LoadedIndex:
@@ -52,13 +50,11 @@ def load_current_index(settings, verify: bool = True, mmap: bool = False) -> Loa
     Checked before any model is loaded, so a bad index fails in a fraction of a second."""
     import faiss
 
-    from index.embedder import model_fingerprint
-
     if settings.faiss_threads:
         faiss.omp_set_num_threads(settings.faiss_threads)
     return load_index(Path(settings.index_dir), model_fingerprint(settings.resolved_model_path),
                       BuildSettings.from_settings(settings), verify=verify, mmap=mmap,
-                      milvus=milvus_target(settings, for_loading=True))
+                      options_for=lambda name: backend_options(name, settings, for_loading=True, mmap=mmap))
 
 
 def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = None) -> Retriever:
@@ -70,12 +66,8 @@ def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = No
 
 def load_answerability() -> AnswerabilityModel:
     """Coefficients fitted on the eval set (``reportqa eval --calibrate``), shipped beside this module."""
-    import json
-
     path = Path(__file__).with_name("answerability.json")
     if not path.is_file():
-        from index.answerability import DEFAULT_ANSWERABILITY
-
         return DEFAULT_ANSWERABILITY
     data = json.loads(path.read_text())
     return AnswerabilityModel(data["weights"], data["bias"], data.get("threshold", 0.5))

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from index.lexical import normalise
+from index.analysis import normalise
 
 # Words that say what kind of answer is wanted, not what it is about: they need not occur in the evidence.
 _QUESTION_WORDS = frozenset(normalise(
@@ -120,13 +120,9 @@ def counted_head(question: str) -> str | None:
     return plurals[0] if plurals else span[-1]
 
 
-def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
-    """The normalised forms of the counted word (see ``counted_head``), of the head of its acronym
+def counted_forms(head: str | None, acronyms: dict[str, str]) -> frozenset[str]:
+    """The normalised forms of the counted word ``head`` (see ``counted_head``), of the head of its acronym
     expansion ("CERTs" → {"cert", "team"}) and, for people, of the other words that count them."""
-    return _counted_forms(counted_head(question), acronyms)
-
-
-def _counted_forms(head: str | None, acronyms: dict[str, str]) -> frozenset[str]:
     if head is None:
         return frozenset()
     terms = set(normalise(head)[-1:])
@@ -213,7 +209,7 @@ def check_constraints(question: str, top_terms: frozenset[str], top_lower: str, 
     missing = {t for t in terms if t not in top_terms}
     asked_numbers = set(_NUMBER.findall(question))
     head = counted_head(question)
-    counted = _counted_forms(head, acronyms)
+    counted = counted_forms(head, acronyms)
     return ConstraintCheck(
         missing_words=tuple(dict.fromkeys(w for w in re.findall(r"[\w'-]+", question)
                                           if (n := normalise(w)) and n[-1] in missing)),

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from index.embedder import Embedder
+from index.embed import Embedder
 
 
 class BatchingEncoder:

@@ -13,13 +13,15 @@ import numpy as np
 
 from index.answerability import (DEFAULT_ANSWERABILITY, FAR_FROM_QUESTION, AnswerabilityModel, ConstraintCheck,
                                  check_constraints, evidence_features)
-from index.embedder import Embedder
+from index.analysis import expand_acronyms, normalise
 from index.backends import ChunkFilter
-from index.lexical import expand_acronyms, normalise
+from index.embed import Embedder
+from index.fusion import fused_order, ranks_of, weighted_rrf
 from index.store import LoadedIndex
 from ingest import Chunk
+from settings import RetrievalMode
 
-MODES = ("dense", "bm25", "hybrid")
+MODES: tuple[RetrievalMode, ...] = tuple(RetrievalMode)
 EVIDENCE_CHUNKS = 5  # best fused chunks whose sentences the no-answer signal reads
 
 
@@ -27,7 +29,7 @@ EVIDENCE_CHUNKS = 5  # best fused chunks whose sentences the no-answer signal re
 class Query:
     question: str
     k: int = 5
-    mode: str = "hybrid"
+    mode: str = RetrievalMode.HYBRID
     section: str | None = None  # a part or section id: restricts results to it and its subsections
     document: str | None = None
     group_by_section: bool = False
@@ -108,6 +110,11 @@ class Retriever:
         small = vectors.nbytes * 2 <= SENTENCE_FLOAT32_MAX_BYTES
         self._sentences = np.array(vectors, dtype=np.float32) if small else vectors
 
+    def close(self) -> None:
+        """Close the index's backend (a Milvus client's share, its search threads). Call it once no request
+        uses this retriever any more, e.g. after swapping in a new one; FAISS needs nothing closed."""
+        self.index.close()
+
     # -------------------------------------------------------------- filters
     def chunk_filter(self, query: Query) -> ChunkFilter:
         if query.section is None and query.document is None:
@@ -140,13 +147,13 @@ class Retriever:
         if query_vector is None:
             # Encoded in every mode: the no-answer signal needs both retrievers' views.
             query_vector = self.encode(expanded)
-        engine_fusion = query.mode == "hybrid" and not self.weights.sentence  # the engine knows two lists only
+        engine_fusion = query.mode == RetrievalMode.HYBRID and not self.weights.sentence  # the engine knows two lists only
         ranking = self.index.backend.rank(expanded, query_vector, where, depth, hybrid=engine_fusion)
         dense_rank, bm25_rank = ranking.dense, ranking.bm25
 
         best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
         fused = self._fuse(query.mode, dense_rank, bm25_rank, best)
-        order = sorted(fused, key=lambda i: (-fused[i], i))
+        order = fused_order(fused)
         if engine_fusion and ranking.fused is not None:
             order = ranking.fused  # the engine fused the two lists itself
         if query.group_by_section:
@@ -168,7 +175,7 @@ class Retriever:
                 dense_score=dense_score, dense_rank=d[0] if d else None,
                 bm25_score=b[1] if b else (float(ranking.bm25_scores[i]) if ranking.bm25_scores is not None else None),
                 bm25_rank=b[0] if b else None,
-                fused_score=fused[i] if query.mode == "hybrid" else None,
+                fused_score=fused[i] if query.mode == RetrievalMode.HYBRID else None,
             )
             hits.append(Hit(self.index.chunks[i], fused.get(i, 0.0), explanation,
                             self._highlights(i, terms, query_vector)))
@@ -178,8 +185,8 @@ class Retriever:
             unfiltered = self.index.backend.rank(expanded, query_vector, ChunkFilter(), depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
             best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
-        hybrid = fused if query.mode == "hybrid" and not where.active else \
-            self._fuse("hybrid", dense_rank, bm25_rank, best)
+        hybrid = fused if query.mode == RetrievalMode.HYBRID and not where.active else \
+            self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best)
         features, check = self._features(query.question, dense_rank, hybrid, best)
         confidence = self.answerability.probability(features)
         answerable = confidence >= self.answerability.threshold
@@ -188,22 +195,19 @@ class Retriever:
 
     def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict,
               best: dict[int, tuple[float, int]]) -> dict[int, float]:
-        if mode == "dense":
+        if mode == RetrievalMode.DENSE:
             return {i: s for i, (_, s) in dense_rank.items()}
-        if mode == "bm25":
+        if mode == RetrievalMode.BM25:
             return {i: s for i, (_, s) in bm25_rank.items()}
         w = self.weights
-        fused: dict[int, float] = {}
-        lists = [(dense_rank, w.dense), (bm25_rank, w.bm25)]
+        rankings = [{i: r for i, (r, _) in dense_rank.items()}, {i: r for i, (r, _) in bm25_rank.items()}]
+        weights = [w.dense, w.bm25]
         if w.sentence and best:
             # A chunk vector averages several sentences; a paraphrased question often matches one of
             # them closely, so ranking the candidates by their best sentence finds what the chunk vector missed.
-            order = sorted(best, key=lambda i: (-best[i][0], i))
-            lists.append(({i: (rank, best[i][0]) for rank, i in enumerate(order, 1)}, w.sentence))
-        for ranks, weight in lists:
-            for i, (rank, _) in ranks.items():
-                fused[i] = fused.get(i, 0.0) + weight / (w.rrf_k + rank)
-        return fused
+            rankings.append(ranks_of(sorted(best, key=lambda i: (-best[i][0], i))))
+            weights.append(w.sentence)
+        return weighted_rrf(rankings, weights, w.rrf_k)
 
     def _best_sentences(self, candidates, query_vector: np.ndarray) -> dict[int, tuple[float, int]]:
         """Each candidate chunk's best sentence: (cosine to the question, its index in the chunk).

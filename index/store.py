@@ -6,10 +6,12 @@ Layout::
     <index_dir>/builds/<build>/      manifest.json, chunks.jsonl, sections.json, documents.json,
                                      texts/<doc>.txt, dense.faiss, sentences.npy, bm25/, acronyms.json
 
-With ``backend=milvus`` the build folder keeps everything but ``dense.faiss`` and ``bm25/`` (it has
-``vocabulary.json`` instead, for typo correction), the vectors and BM25 live in a Milvus collection
-(:mod:`index.milvus`), and the manifest names the backend, the collection and its URI (no credentials).
-The collection is synced before ``CURRENT`` switches.
+``dense.faiss`` and ``bm25/`` are the FAISS backend's files; with ``backend=milvus`` the build folder has
+``vocabulary.json`` instead (for typo correction), the vectors and BM25 live in a Milvus collection
+(:mod:`index.backends.milvus`), and the manifest names the backend, the collection and its URI (no
+credentials). This module writes the common files and leaves the rest to the backend
+(:mod:`index.backends`): its files are written with the others, anything outside the folder (a
+collection) is synced last, just before ``CURRENT`` switches.
 
 A build is written completely into a fresh folder, its files checksummed into
 the manifest, and only then named in ``CURRENT``; a crash at any point leaves
@@ -21,23 +23,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
-from index.backends import FaissBackend, SearchBackend
-from index.dense import DenseIndex
-from index.embedder import Embedder, file_sha256
-from index.lexical import LexicalIndex, find_acronyms
+from index.analysis import find_acronyms
+from index.backends import BackendUnavailable, BuildInput, SearchBackend, backend_class
+from index.embed import Embedder
+from index.files import atomic_write_text, file_sha256, fsync_tree, write_json
 from ingest import Chunk, Document, IngestResult, Section, Sentence
-
-if TYPE_CHECKING:
-    from index.milvus import MilvusTarget
+from settings import BackendName
 
 FORMAT_VERSION = 1
 KEEP_BUILDS = 2
@@ -61,19 +60,6 @@ class BuildSettings:
     @classmethod
     def from_settings(cls, s) -> "BuildSettings":
         return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b)
-
-
-def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _chunk_to_json(chunk: Chunk) -> dict:
@@ -132,12 +118,10 @@ def stale_reasons(index_dir: Path, sources: list[Document] | list[tuple[str, str
     wanted = {d.sha256 if isinstance(d, Document) else d[1] for d in sources}
     if built != wanted:
         reasons.append("report files changed")
-    # --- milvus backend (issue 7) ---
-    if backend is not None and manifest.get("backend", "faiss") != backend:
+    if backend is not None and manifest.get("backend", BackendName.FAISS) != backend:
         reasons.append(f"backend changed to {backend}")
-    elif backend == "milvus" and collection is not None and manifest.get("collection") != collection:
-        reasons.append(f"milvus collection changed to {collection}")
-    # --- end milvus backend ---
+    elif collection is not None and manifest.get("collection", collection) != collection:
+        reasons.append(f"{backend} collection changed to {collection}")
     return reasons
 
 
@@ -149,10 +133,11 @@ def write_index(
     batch_size: int,
     exact_search_max: int,
     progress: Callable[[str, int, int], None] | None = None,
-    milvus: "MilvusTarget | None" = None,
+    backend: str = BackendName.FAISS,
+    options: object = None,
 ) -> tuple[Path, dict]:
     """Embed and index ``result`` into a new build, then switch ``CURRENT`` to it. Returns (build dir, timings).
-    With ``milvus`` the vectors and BM25 go to that collection instead of dense.faiss and bm25/."""
+    ``backend`` (with its ``options``, see :func:`index.backends.backend_options`) holds vectors and BM25."""
     if not result.chunks:
         raise IndexUnavailable("nothing to index: no chunks were produced")
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -161,104 +146,88 @@ def write_index(
     name = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     work = builds / f".partial-{name}"
     work.mkdir()
-    timings: dict[str, float] = {}
     try:
-        started = time.perf_counter()
-        texts = [c.embed_text for c in result.chunks]
-        vectors = embedder.encode(texts, batch_size, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
-        sentences = [c.text[s.text_start:s.text_end] for c in result.chunks for s in c.sentences]
-        sentence_vectors = embedder.encode(
-            sentences, batch_size, (lambda d, n: progress("embed sentences", d, n)) if progress else None
-        )
-        timings["embed"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        np.save(work / "sentences.npy", sentence_vectors.astype(np.float16), allow_pickle=False)
-        if milvus is None:
-            dense = DenseIndex.build(vectors, exact_search_max)
-            dense.save(work / "dense.faiss")
-            lexical = LexicalIndex.build(texts, build.bm25_k1, build.bm25_b)
-            (work / "bm25").mkdir()
-            lexical.save(work / "bm25")
-            dense_info = {"kind": dense.kind, "count": dense.size, "metric": "inner_product"}
-            bm25_info = {"library": "bm25s", "method": "lucene", "vocabulary": len(lexical.vocabulary)}
-        else:  # --- milvus backend (issue 7): the local part; the collection is synced below ---
-            from index.lexical import normalise
-
-            terms = [normalise(t) for t in texts]
-            vocabulary = sorted({t for ts in terms for t in ts})
-            _write_json(work / "vocabulary.json", vocabulary)
-            bm25_info = {"library": "milvus", "function": "BM25", "vocabulary": len(vocabulary),
-                         "analyzer": "reportqa normaliser (index.lexical.normalise), then Milvus standard tokenizer"}
-        timings["index"] = time.perf_counter() - started
-
-        with (work / "chunks.jsonl").open("w") as fh:
-            for chunk in result.chunks:
-                fh.write(json.dumps(_chunk_to_json(chunk), ensure_ascii=False) + "\n")
-        _write_json(work / "sections.json", [asdict(s) for s in result.sections])
-        (work / "texts").mkdir()
-        docs = []
-        for doc in result.documents:
-            (work / "texts" / f"{doc.id}.txt").write_text(doc.text)
-            meta = {k: v for k, v in asdict(doc).items() if k != "text"}
-            meta["chunks"] = sum(1 for c in result.chunks if c.document_id == doc.id)
-            docs.append(meta)
-        _write_json(work / "documents.json", docs)
-        _write_json(work / "acronyms.json", find_acronyms([c.text for c in result.chunks]))
-
-        files = {
-            str(p.relative_to(work)): file_sha256(p) for p in sorted(work.rglob("*")) if p.is_file()
-        }
-        backend_info: dict = {"backend": "faiss"}
-        if milvus is not None:  # --- milvus backend (issue 7): sync last, just before the switch ---
-            from index.milvus import MilvusUnavailable, SCHEMA_VERSION, sanitise_uri, sync_collection
-
-            try:
-                sync = sync_collection(milvus, result.chunks, vectors, terms, embedder.fingerprint, build.bm25_k1,
-                                       build.bm25_b, exact_search_max, progress)
-            except MilvusUnavailable as exc:
-                raise IndexUnavailable(str(exc)) from None
-            timings["milvus"] = sync.seconds
-            dense_info = {"kind": sync.index_type.lower(), "count": sync.rows, "metric": "inner_product",
-                          "engine": "milvus"}
-            backend_info = {"backend": "milvus", "collection": milvus.collection,
-                            "uri": sanitise_uri(milvus.uri, index_dir),
-                            "milvus": sync.as_dict() | {"schema": SCHEMA_VERSION}}
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "build": name,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "model": {
-                "name": embedder.name,
-                "fingerprint": embedder.fingerprint,
-                "dimension": embedder.dimension,
-                "max_seq_length": embedder.max_seq_length,
-                "normalised": True,
-                # informational: either backend reads the build (the fingerprint is the weights')
-                "encoder_backend": getattr(embedder, "backend", "torch"),
-            },
-            "build_settings": asdict(build),
-            **backend_info,
-            "dense": dense_info,
-            "bm25": bm25_info,
-            "counts": {"documents": len(result.documents), "sections": len(result.sections),
-                       "chunks": len(result.chunks), "sentences": len(sentences)},
-            "documents": docs,
-            "files": files,
-        }
-        _write_json(work / "manifest.json", manifest)
-        final = builds / name
-        for path in work.rglob("*"):
-            if path.is_file():
-                with path.open("rb") as fh:
-                    os.fsync(fh.fileno())
-        os.rename(work, final)
-        _atomic_write_text(index_dir / "CURRENT", name + "\n")
+        final, timings = _write_build(work, builds / name, name, result, embedder, build, batch_size,
+                                      exact_search_max, progress, backend_class(backend), options)
+        atomic_write_text(index_dir / "CURRENT", name + "\n")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     _prune_builds(index_dir, keep=name)
     return final, timings
+
+
+def _write_build(work: Path, final: Path, name: str, result: IngestResult, embedder: Embedder, build: BuildSettings,
+                 batch_size: int, exact_search_max: int, progress, backend: type[SearchBackend], options
+                 ) -> tuple[Path, dict]:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    texts = [c.embed_text for c in result.chunks]
+    vectors = embedder.encode(texts, batch_size, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
+    sentences = [c.text[s.text_start:s.text_end] for c in result.chunks for s in c.sentences]
+    sentence_vectors = embedder.encode(
+        sentences, batch_size, (lambda d, n: progress("embed sentences", d, n)) if progress else None
+    )
+    timings["embed"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    np.save(work / "sentences.npy", sentence_vectors.astype(np.float16), allow_pickle=False)
+    data = BuildInput(work.parent.parent, result.chunks, texts, vectors, embedder.fingerprint, build.bm25_k1,
+                      build.bm25_b, exact_search_max, progress)
+    built = backend.write(work, data, options)
+    timings["index"] = time.perf_counter() - started
+
+    docs = _write_records(work, result)
+    files = {str(p.relative_to(work)): file_sha256(p) for p in sorted(work.rglob("*")) if p.is_file()}
+    try:
+        built = backend.publish(data, options, built)  # outside the folder: last, just before the switch
+    except BackendUnavailable as exc:
+        raise IndexUnavailable(str(exc)) from None
+    timings |= built.timings
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "build": name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": {
+            "name": embedder.name,
+            "fingerprint": embedder.fingerprint,
+            "dimension": embedder.dimension,
+            "max_seq_length": embedder.max_seq_length,
+            "normalised": True,
+            # informational: either backend reads the build (the fingerprint is the weights')
+            "encoder_backend": getattr(embedder, "backend", "torch"),
+        },
+        "build_settings": asdict(build),
+        **built.identity,
+        "dense": built.dense,
+        "bm25": built.bm25,
+        "counts": {"documents": len(result.documents), "sections": len(result.sections),
+                   "chunks": len(result.chunks), "sentences": len(sentences)},
+        "documents": docs,
+        "files": files,
+    }
+    write_json(work / "manifest.json", manifest)
+    fsync_tree(work)
+    os.rename(work, final)
+    return final, timings
+
+
+def _write_records(work: Path, result: IngestResult) -> list[dict]:
+    """chunks.jsonl, sections.json, texts/, documents.json, acronyms.json; returns the documents' records."""
+    with (work / "chunks.jsonl").open("w") as fh:
+        for chunk in result.chunks:
+            fh.write(json.dumps(_chunk_to_json(chunk), ensure_ascii=False) + "\n")
+    write_json(work / "sections.json", [asdict(s) for s in result.sections])
+    (work / "texts").mkdir()
+    docs = []
+    for doc in result.documents:
+        (work / "texts" / f"{doc.id}.txt").write_text(doc.text)
+        meta = {k: v for k, v in asdict(doc).items() if k != "text"}
+        meta["chunks"] = sum(1 for c in result.chunks if c.document_id == doc.id)
+        docs.append(meta)
+    write_json(work / "documents.json", docs)
+    write_json(work / "acronyms.json", find_acronyms([c.text for c in result.chunks]))
+    return docs
 
 
 def _prune_builds(index_dir: Path, keep: str) -> None:
@@ -278,20 +247,55 @@ class LoadedIndex:
     chunks: list[Chunk]
     sections: list[Section]
     documents: dict[str, Document]
-    backend: "SearchBackend"
+    backend: SearchBackend
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # chunk i's sentences are rows [offsets[i], offsets[i+1])
     acronyms: dict[str, str]
 
+    def close(self) -> None:
+        """Close the backend (a Milvus client's share, search threads); the files need no closing."""
+        self.backend.close()
+
 
 def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSettings | None,
-               verify: bool = True, mmap: bool = False, milvus: "MilvusTarget | None" = None) -> LoadedIndex:
+               verify: bool = True, mmap: bool = False,
+               options_for: Callable[[str], object] | None = None) -> LoadedIndex:
     """Load the current build, refusing (with a reason) anything missing, damaged or mismatched.
-    A Milvus build connects to the collection its manifest names (``milvus`` supplies the token, search options
-    and, if its ``uri`` is set, another URI); ``verify`` also checks the collection holds this build."""
+
+    The manifest names the backend; ``options_for(name)`` gives its options (e.g. a Milvus token, search
+    options and, if set, another URI than the recorded one). ``verify`` checks every file's checksum and
+    that the backend holds this build (a Milvus collection's schema and row count)."""
     build_dir = current_build(index_dir)
     if build_dir is None:
         raise IndexUnavailable(f"no index found in {index_dir}: run `reportqa ingest` first")
+    manifest = _checked_manifest(build_dir, model_fingerprint, build)
+    if verify:
+        _verify_files(build_dir, manifest)
+    name = manifest.get("backend", BackendName.FAISS)
+    try:
+        chunks = [_chunk_from_json(json.loads(line)) for line in (build_dir / "chunks.jsonl").open()]
+        sections = [_section_from_json(s) for s in json.loads((build_dir / "sections.json").read_text())]
+        documents = _read_documents(build_dir)
+        backend = backend_class(name).open(build_dir, index_dir, manifest, chunks,
+                                           options_for(name) if options_for else None, mmap=mmap)
+        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
+        acronyms = json.loads((build_dir / "acronyms.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexUnavailable(f"index in {build_dir.name} cannot be read ({type(exc).__name__}): re-run `reportqa ingest`") from None
+    try:
+        backend.verify(manifest, len(chunks), deep=verify)
+    except BackendUnavailable as exc:
+        backend.close()
+        raise IndexUnavailable(str(exc)) from None
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
+    if offsets[-1] != len(sentence_vectors):
+        backend.close()
+        raise IndexUnavailable("sentence vectors do not match the chunks: re-run `reportqa ingest`")
+    return LoadedIndex(build_dir, manifest, chunks, sections, documents, backend, sentence_vectors, offsets, acronyms)
+
+
+def _checked_manifest(build_dir: Path, model_fingerprint: str | None, build: BuildSettings | None) -> dict:
     try:
         manifest = json.loads((build_dir / "manifest.json").read_text())
     except (OSError, ValueError):
@@ -306,59 +310,23 @@ def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSetti
     if build is not None and manifest["build_settings"] != asdict(build):
         diff = {k: v for k, v in manifest["build_settings"].items() if asdict(build).get(k) != v}
         raise IndexUnavailable(f"index was built with other chunking settings {diff}: re-run `reportqa ingest`")
-    if verify:
-        for rel, digest in manifest["files"].items():
-            path = build_dir / rel
-            if not path.is_file():
-                raise IndexUnavailable(f"index file {rel} is missing: re-run `reportqa ingest`")
-            if file_sha256(path) != digest:
-                raise IndexUnavailable(f"index file {rel} is damaged or was modified (checksum mismatch): re-run `reportqa ingest`")
-    try:
-        chunks = [_chunk_from_json(json.loads(line)) for line in (build_dir / "chunks.jsonl").open()]
-        sections = [_section_from_json(s) for s in json.loads((build_dir / "sections.json").read_text())]
-        documents = {}
-        for meta in json.loads((build_dir / "documents.json").read_text()):
-            meta = {k: v for k, v in meta.items() if k != "chunks"}
-            meta["page_starts"] = tuple(meta["page_starts"])
-            text = (build_dir / "texts" / f"{meta['id']}.txt").read_text()
-            documents[meta["id"]] = Document(text=text, **meta)
-        if manifest.get("backend", "faiss") == "milvus":  # --- milvus backend (issue 7) ---
-            from index.milvus import MilvusBackend
-
-            backend = MilvusBackend(_milvus_target(manifest, index_dir, milvus), [c.id for c in chunks],
-                                    json.loads((build_dir / "vocabulary.json").read_text()),
-                                    manifest["build_settings"]["bm25_k1"], manifest["milvus"]["index_type"])
-        else:
-            backend = FaissBackend(DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap),
-                                   LexicalIndex.load(build_dir / "bm25", mmap=mmap))
-        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
-        acronyms = json.loads((build_dir / "acronyms.json").read_text())
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise IndexUnavailable(f"index in {build_dir.name} cannot be read ({type(exc).__name__}): re-run `reportqa ingest`") from None
-    if backend.kind == "faiss" and (backend.size != len(chunks) or backend.lexical.size != len(chunks)):
-        raise IndexUnavailable("index parts disagree on the number of chunks: re-run `reportqa ingest`")
-    if backend.kind == "milvus" and verify:
-        from index.milvus import MilvusUnavailable
-
-        try:
-            backend.verify(manifest["model"]["dimension"])
-        except MilvusUnavailable as exc:
-            raise IndexUnavailable(str(exc)) from None
-    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
-    np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
-    if offsets[-1] != len(sentence_vectors):
-        raise IndexUnavailable("sentence vectors do not match the chunks: re-run `reportqa ingest`")
-    return LoadedIndex(build_dir, manifest, chunks, sections, documents, backend, sentence_vectors, offsets, acronyms)
+    return manifest
 
 
-def _milvus_target(manifest: dict, index_dir: Path, given: "MilvusTarget | None") -> "MilvusTarget":
-    """The collection a Milvus build points to: the manifest's collection, at the given URI if one is set,
-    else the recorded one (which never holds credentials)."""
-    from dataclasses import replace
+def _verify_files(build_dir: Path, manifest: dict) -> None:
+    for rel, digest in manifest["files"].items():
+        path = build_dir / rel
+        if not path.is_file():
+            raise IndexUnavailable(f"index file {rel} is missing: re-run `reportqa ingest`")
+        if file_sha256(path) != digest:
+            raise IndexUnavailable(f"index file {rel} is damaged or was modified (checksum mismatch): re-run `reportqa ingest`")
 
-    from index.milvus import MilvusTarget, resolve_uri
 
-    recorded = resolve_uri(manifest.get("uri", ""), index_dir)
-    if given is None:
-        return MilvusTarget(recorded, manifest["collection"])
-    return replace(given, uri=given.uri or recorded, collection=manifest["collection"])
+def _read_documents(build_dir: Path) -> dict[str, Document]:
+    documents = {}
+    for meta in json.loads((build_dir / "documents.json").read_text()):
+        meta = {k: v for k, v in meta.items() if k != "chunks"}
+        meta["page_starts"] = tuple(meta["page_starts"])
+        text = (build_dir / "texts" / f"{meta['id']}.txt").read_text()
+        documents[meta["id"]] = Document(text=text, **meta)
+    return documents

@@ -1,11 +1,9 @@
 """Pydantic schemas for every request and response of the HTTP API."""
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["dense", "bm25", "hybrid"]
+from settings import RetrievalMode as Mode
 
 
 class QueryRequest(BaseModel):
@@ -13,7 +11,7 @@ class QueryRequest(BaseModel):
 
     question: str = Field(..., description="The question in plain language.", examples=["How is critical information infrastructure protected?"])
     k: int = Field(5, ge=1, le=50, description="How many passages to return.")
-    mode: Mode = Field("hybrid", description="dense, bm25 or hybrid (both fused).")
+    mode: Mode = Field(Mode.HYBRID, description="dense, bm25 or hybrid (both fused).")
     section: str | None = Field(None, max_length=200, description="Only passages in this part or section id (and its subsections).")
     document: str | None = Field(None, max_length=200, description="Only passages of this document id.")
     group_by_section: bool = Field(False, description="At most one passage per section.")

@@ -15,9 +15,11 @@ from typing import Iterator
 
 from prometheus_client import CollectorRegistry
 
-from index import Embedder, Retriever, SearchResult, load_current_index, load_embedder, open_retriever
+from index import (
+    Embedder, Retriever, SearchResult, configure_runtime, load_current_index, load_embedder, open_retriever,
+)
 from index.batching import BatchingEncoder
-from settings import Settings
+from settings import EncoderEngine, Settings
 
 log = logging.getLogger("reportqa.service")
 
@@ -125,12 +127,13 @@ def load_served_index(settings: Settings):
 
 def load_state(settings: Settings, embedder: Embedder | None = None) -> ServiceState:
     """Load model and index; raises IndexUnavailable / ModelUnavailable with a one-line reason."""
+    configure_runtime()
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     loaded = load_served_index(settings)
     embedder = embedder or load_embedder(settings)
     retriever = open_retriever(settings, embedder, loaded)
     encoder = BatchingEncoder(embedder, settings.encode_max_batch) if settings.encode_max_batch > 1 else None
-    if encoder and embedder.backend == "onnx-int8":
+    if encoder and embedder.backend == EncoderEngine.ONNX_INT8:
         log.warning("encode_max_batch > 1 with the onnx-int8 encoder: a batched question's vector depends on "
                     "its batch-mates (one activation scale per call); use --encoder onnx to batch exactly")
     return ServiceState(settings, embedder, retriever, cache=QueryCache(settings.query_cache_size), encoder=encoder)

@@ -11,7 +11,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from index.embed import configure_runtime  # noqa: E402
 from settings import BUNDLED_REPORT, PROJECT_ROOT, Settings  # noqa: E402
+
+configure_runtime()  # the test session is an entry point: the model libraries' switches before they load
 
 
 def free_port() -> int:

@@ -8,6 +8,7 @@ from eval.harness import (
     BASELINE, check_baseline, evaluate_mode, load_questions, naive_baseline, run_report, validate_questions,
 )
 from eval.metrics import METRICS, dedupe, ndcg_at, score_run
+from settings import RetrievalMode
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def questions():
 
 @pytest.fixture(scope="module")
 def reports(retriever, questions):
-    reports, _ = run_report(retriever, questions, ["dense", "bm25", "hybrid"], with_baseline=True)
+    reports, _ = run_report(retriever, questions, list(RetrievalMode), with_baseline=True)
     return {r.mode: r for r in reports}
 
 
@@ -43,7 +44,7 @@ def test_metrics_agree_with_pytrec_eval(retriever, questions):
     import pytrec_eval
 
     answerable = [q for q in questions if q.answerable]
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in RetrievalMode:
         report, details = evaluate_mode(retriever, answerable, mode)
         run = {qid: d["ranked"] for qid, d in details.items()}
         ours = score_run(run, {q.id: set(q.sections) for q in answerable})

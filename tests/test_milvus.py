@@ -18,10 +18,11 @@ from conftest import LiveServer, free_port
 from test_walking_skeleton import OBVIOUS
 
 from index import IndexUnavailable, Query, build_index, load_current_index, open_retriever
-from index.backends import ChunkFilter
-from index.milvus import (
-    MilvusTarget, chunk_row, connect, count_rows, filter_expression, milvus_from_loaded, resolve_uri, sanitise_uri,
+from index.backends import ChunkFilter, convert
+from index.backends.milvus import (
+    MilvusTarget, chunk_row, connect, count_rows, filter_expression, resolve_uri, sanitise_uri,
 )
+from settings import RetrievalMode
 
 
 class MemoEmbedder:
@@ -130,7 +131,7 @@ def test_uris_never_record_credentials(tmp_path):
 
 @pytest.mark.parametrize("question,section", OBVIOUS)
 def test_obvious_questions_cite_the_same_sections(any_retriever, question, section):
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in RetrievalMode:
         hits = any_retriever.search(Query(question, k=5, mode=mode)).hits
         assert len(hits) == 5
         if mode == "hybrid":
@@ -140,11 +141,11 @@ def test_obvious_questions_cite_the_same_sections(any_retriever, question, secti
 def test_backends_rank_alike(retriever, milvus_retriever):
     """Same chunks, same vectors, same BM25 terms and k1/b: dense and BM25 agree exactly (exact search both
     sides), and the engine's RRF gives the in-process fusion's order."""
-    from index.lexical import expand_acronyms
+    from index.analysis import expand_acronyms
 
     for question, _ in OBVIOUS + [("data security law", None), ("AI governance", None)]:
         qv = retriever.encode(expand_acronyms(question, retriever.index.acronyms))  # once for both backends
-        for mode in ("dense", "bm25", "hybrid"):
+        for mode in RetrievalMode:
             a = retriever.search(Query(question, k=10, mode=mode), qv).hits
             b = milvus_retriever.search(Query(question, k=10, mode=mode), qv).hits
             assert [h.chunk.id for h in a] == [h.chunk.id for h in b], (question, mode)
@@ -166,7 +167,7 @@ def test_section_filters_become_milvus_expressions(milvus_retriever, section):
 
 
 def test_filters_and_grouping(any_retriever):
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in RetrievalMode:
         hits = any_retriever.search(Query("data", k=10, mode=mode, section="p3")).hits
         assert hits and all(h.chunk.section_id == "p3" or h.chunk.section_id.startswith("p3.") for h in hits)
     doc = any_retriever.index.chunks[0].document_id
@@ -260,8 +261,19 @@ def test_reingest_upserts_changed_chunks_and_deletes_gone_ones(settings, ingeste
         load_current_index(s)
 
 
+def test_closing_one_retriever_leaves_the_shared_client_to_the_others(milvus_settings, milvus_build,
+                                                                     milvus_retriever, embedder):
+    second = open_retriever(milvus_settings, embedder)
+    before = [h.chunk.id for h in second.search(Query("data security", k=3)).hits]
+    second.close()
+    second.close()  # a second close is a no-op
+    # Both retrievers talk through the URI's one client; the one still open keeps it and searches as before.
+    assert [h.chunk.id for h in milvus_retriever.search(Query("data security", k=3)).hits] == before
+    assert milvus_retriever.index.backend.client is connect(milvus_retriever.index.backend.target)
+
+
 def test_ingest_if_stale_sees_a_backend_change(settings, built_index, ingested, milvus_build, milvus_settings):
-    from index.embedder import model_fingerprint
+    from index.embed import model_fingerprint
     from index.store import BuildSettings, stale_reasons
 
     args = (ingested.documents, BuildSettings.from_settings(settings), model_fingerprint(settings.resolved_model_path))
@@ -338,7 +350,7 @@ def test_eval_on_both_backends_agrees(settings, retriever, embedder, tmp_path):
     table = format_backends_table(reports, len(questions))
     assert "faiss" in table and "milvus" in table and "Δ milvus" in table
     # Built once: a second view over the same build writes nothing.
-    _, again = milvus_from_loaded(views["faiss"], replace(views["milvus"].backend.target), s.exact_search_max)
+    _, again = convert(views["faiss"], "milvus", replace(views["milvus"].backend.target), s.exact_search_max)
     assert (again.upserted, again.deleted) == (0, 0)
 
 

@@ -10,8 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from index.embedder import (ONNX_EXPORT_VERSION, ONNX_OPSET, Embedder, ModelUnavailable, export_problem,
-                            onnx_export_path)
+from index.embed import Embedder, ModelUnavailable
+from index.embed.cache import export_problem
+from index.embed.export import ONNX_EXPORT_VERSION, ONNX_OPSET, onnx_export_path
 
 QUESTIONS = [
     "Which new global initiative did Xi Jinping put forward after the development, security and civilization initiatives?",
@@ -167,7 +168,7 @@ def test_int8_questions_stay_close_to_torch(torch_embedder, onnx_int8_embedder):
 
 
 def test_int8_model_beside_the_fp32_export_with_its_checksum(settings, onnx_embedder, onnx_int8_embedder):
-    from index.embedder import quantized_path
+    from index.embed.export import quantized_path
 
     path = onnx_int8_embedder.encoder.onnx_path
     assert path == quantized_path(onnx_export_path(settings.cache_dir, onnx_int8_embedder.fingerprint))
@@ -180,7 +181,7 @@ def test_int8_model_beside_the_fp32_export_with_its_checksum(settings, onnx_embe
 
 
 def test_damaged_int8_model_is_quantized_again(settings, onnx_embedder, onnx_int8_embedder, tmp_path):
-    from index.embedder import quantized_path
+    from index.embed.export import quantized_path
 
     target = _copy_export(onnx_embedder, tmp_path)
     source = onnx_int8_embedder.encoder.onnx_path

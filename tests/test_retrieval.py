@@ -8,10 +8,12 @@ import pytest
 from eval.beir import beir_retriever, run_beir
 from eval.calibration import cosine_only_rates, cross_validated_rates
 from eval.harness import evaluate_mode, load_questions
-from index.answerability import (asks_money, asks_quantity, check_constraints, counted_terms, evidence_features,
-                                 key_terms, mentions, names_and_numbers)
-from index.lexical import FieldedLexicalIndex, LexicalIndex, normalise
+from index.answerability import (asks_money, asks_quantity, check_constraints, counted_forms, counted_head,
+                                 evidence_features, key_terms, mentions, names_and_numbers)
+from index.analysis import normalise
+from index.backends.faiss import FieldedLexicalIndex, LexicalIndex
 from index.retriever import FusionWeights, Query, Retriever
+from settings import RetrievalMode
 
 
 def test_sentence_list_ranks_the_chunk_holding_the_sentence_first(retriever):
@@ -82,6 +84,11 @@ def test_evidence_features_flag_unmet_constraints():
     for paid in ("It got US$2 million.", "A fund of 5 billion yuan.", "It cost €40m.", "Priced at 3 dollars."):
         assert features_of("How much funding did it get?", paid)["money_unmet"] == 0.0, paid
     assert features_of("How many users?", "No money here.")["money_unmet"] == 0.0  # not asked for
+
+
+def counted_terms(question: str, acronyms: dict[str, str]) -> frozenset[str]:
+    """What check_constraints counts for a question: the product's two steps, in its order."""
+    return counted_forms(counted_head(question), acronyms)
 
 
 def test_the_counted_thing_is_the_head_noun_before_the_verb():
@@ -172,7 +179,7 @@ def test_beir_harness_scores_a_small_dataset(tmp_path, settings, embedder):
     (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td4\t1\n")
     for fields in ("multifield", "flat"):
-        results = run_beir(tmp_path, beir_retriever(settings, embedder, fields), ["dense", "bm25", "hybrid"])
+        results = run_beir(tmp_path, beir_retriever(settings, embedder, fields), list(RetrievalMode))
         assert results["dense"]["ndcg@10"] == pytest.approx(1.0)
         assert results["hybrid"]["n"] == 3 and 0.0 < results["bm25"]["ndcg@10"] <= 1.0
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from settings import RetrievalMode
+
 
 def test_health_ready_and_metrics(client):
     assert client.get("/healthz").json() == {"status": "ok"}
@@ -42,7 +44,7 @@ def test_get_query_matches_post(client):
     assert [p["chunk_id"] for p in got["passages"]] == [p["chunk_id"] for p in posted["passages"]]
 
 
-@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+@pytest.mark.parametrize("mode", list(RetrievalMode))
 def test_modes(client, mode):
     body = client.post("/query", json={"question": "cybercrime cooperation with neighbouring countries", "mode": mode}).json()
     assert body["mode"] == mode and body["passages"]

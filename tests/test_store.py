@@ -60,12 +60,12 @@ def test_no_index_gives_a_clear_message(tmp_path, settings):
 
 def test_crash_mid_build_keeps_the_old_index(index_copy, ingested, passage_embedder, monkeypatch):
     before = current_build(index_copy.index_dir)
-    import index.store as store
+    from index.backends.faiss import LexicalIndex
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store.LexicalIndex, "build", boom)
+    monkeypatch.setattr(LexicalIndex, "build", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         build_index(index_copy, ingested, passage_embedder)
     assert current_build(index_copy.index_dir) == before
@@ -83,7 +83,7 @@ def test_product_code_never_uses_pickle():
 def test_large_collections_switch_to_quantised_hnsw_and_mmap(tmp_path):
     import numpy as np
 
-    from index.dense import DenseIndex
+    from index.backends.faiss import DenseIndex
 
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(50, 384)).astype("float32")

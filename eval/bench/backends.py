@@ -38,10 +38,10 @@ from eval.bench.procstats import latency_stats
 from eval.bench.runner import BenchRun, Runner, SectionResult
 from eval.bench.synthetic import clustered_unit_vectors, vocabulary, zipf_texts
 from eval.progress import Log, Progress
-from index.backends import ChunkFilter, FaissBackend
-from index.dense import DenseIndex
-from index.lexical import LexicalIndex, normalise
-from index.milvus import MilvusBackend, MilvusTarget, choose_index_type, connect, sync_collection
+from index.analysis import normalise
+from index.backends import ChunkFilter
+from index.backends.faiss import DenseIndex, FaissBackend, LexicalIndex
+from index.backends.milvus import MilvusBackend, MilvusTarget, choose_index_type, connect, sync_collection
 from ingest import Chunk
 
 DEPTH = 50
@@ -67,10 +67,9 @@ def report_workload(settings, queries: int) -> Workload:
     """The current build (either backend) and the eval set's questions."""
     from eval.harness import load_questions
     from index import load_current_index, load_embedder
-    from index.milvus import _build_vectors
 
     loaded = load_current_index(settings)
-    vectors = _build_vectors(loaded)
+    vectors = loaded.backend.vectors()
     questions = [q.question for q in load_questions()]
     while len(questions) < queries:
         questions += questions[:queries - len(questions)]
@@ -118,7 +117,7 @@ def _latencies(backend, work: Workload) -> dict:
     out: dict[str, dict] = {}
     qs, qv = work.questions, work.question_vectors
     everything = ChunkFilter()
-    if backend.kind == "faiss":
+    if isinstance(backend, FaissBackend):
         dense = lambda i: backend.dense.search(qv[i], DEPTH)  # noqa: E731
         bm25 = lambda i: np.argpartition(-backend.lexical.scores(qs[i]), DEPTH)[:DEPTH]  # noqa: E731
     else:
@@ -191,7 +190,7 @@ def bench_milvus(work: Workload, target: MilvusTarget, index_type: str, label: s
 
 def _milvus_base(settings, tmp: Path | None) -> MilvusTarget:
     """The settings' Milvus server, or Milvus Lite in a temporary file."""
-    from index.milvus import resolve_uri
+    from index.backends.milvus import resolve_uri
 
     if settings.milvus_uri:
         return MilvusTarget.from_settings(settings)

@@ -15,6 +15,7 @@ from eval.bench.runner import SectionResult
 from eval.bench.service_start import LiveService, StartService
 from eval.bench.tables import fmt, table
 from eval.progress import Log
+from settings import EncoderEngine, RetrievalMode
 
 TITLE = "3. End-to-end POST /query over HTTP, one client"
 WARM_UP_REQUESTS = 5
@@ -77,7 +78,7 @@ def _interleaved(service: LiveService, client, raw: RawClient, distinct: Distinc
         if i % every == 0:
             q2 = distinct()
             t = time.perf_counter()
-            service.retriever.search(Query(q2, 5, "hybrid"))
+            service.retriever.search(Query(q2, 5, RetrievalMode.HYBRID))
             s.inproc.append(time.perf_counter() - t)
         if (i + 1) % max(1, n // 4) == 0:
             log(f"  distinct questions: {i + 1}/{n}")
@@ -185,7 +186,7 @@ def run(service: LiveService | None, serve_settings, start_service: StartService
         _floor_and_cached(client, plan, s)
         raw.close()
     fp32 = None
-    if service.embedder.backend == "onnx-int8":
+    if service.embedder.backend == EncoderEngine.ONNX_INT8:
         fp32 = full_precision_what_if(service, serve_settings, start_service, distinct, plan, log)
     data = _summary(s, encode, fp32)
     return SectionResult("e2e", data, _table(data, encode))

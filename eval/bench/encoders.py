@@ -35,10 +35,11 @@ import numpy as np
 from eval.bench.procstats import cpu_sample, loadavg, others_cpu_share
 from eval.bench.runner import BenchRun, Runner, SectionResult
 from eval.progress import Log
+from settings import PASSAGE_ENGINES, EncoderEngine, RetrievalMode
 
-ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("torch", "onnx", "onnx-int8")
-INGEST_BACKENDS = ("torch", "onnx")  # int8 is for questions: the index's passages stay fp32
+ROOT = Path(__file__).resolve().parents[2]
+BACKENDS = tuple(EncoderEngine)
+INGEST_BACKENDS = PASSAGE_ENGINES  # int8 is for questions: the index's passages stay fp32
 
 
 # ------------------------------------------------------------------ inputs
@@ -76,7 +77,7 @@ def make_inputs(n_questions: int, n_passages: int) -> dict:
 
 
 def measure(backend: str, threads: int, inputs: dict, repeats: int, out_dir: Path) -> dict:
-    from index.embedder import Embedder
+    from index.embed import Embedder
     from settings import Settings
 
     settings = Settings()
@@ -230,7 +231,7 @@ def eval_table(evals: list[dict]) -> str:
     lines = ["| index built with | questions encoded with | mode | hit@1 | hit@5 | MRR@10 | nDCG@10 |",
              "|---|---|---|---|---|---|---|"]
     for e in evals:
-        for mode in ("hybrid", "dense", "bm25"):
+        for mode in (RetrievalMode.HYBRID, RetrievalMode.DENSE, RetrievalMode.BM25):
             m = e["modes"].get(mode)
             if m:
                 lines.append(f"| {e['ingest']} | {e['query']} | {mode} | {m['hit@1']:.3f} | {m['hit@5']:.3f} "
@@ -247,8 +248,10 @@ class EncoderOptions:
     passages: int = 200
     ingest_rounds: int = 2  # whole `reportqa ingest` runs per backend (0 = none)
     evaluate: bool = True
-    eval_runs: tuple[tuple[str, str], ...] = (("torch", "torch"), ("torch", "onnx"), ("torch", "onnx-int8"),
-                                              ("onnx", "onnx"))
+    eval_runs: tuple[tuple[str, str], ...] = ((EncoderEngine.TORCH, EncoderEngine.TORCH),
+                                              (EncoderEngine.TORCH, EncoderEngine.ONNX),
+                                              (EncoderEngine.TORCH, EncoderEngine.ONNX_INT8),
+                                              (EncoderEngine.ONNX, EncoderEngine.ONNX))
     work: Path | None = None
 
 
@@ -300,7 +303,7 @@ def _eval(work: Path, runs, log: Log) -> SectionResult:
 
 def run_encoders_suite(options: EncoderOptions, log: Log) -> BenchRun:
     """Speed per engine (fresh processes), agreement with torch, whole ingests, eval-set quality."""
-    from index.embedder import Embedder
+    from index.embed import Embedder
     from settings import Settings
 
     work = options.work or Path(tempfile.mkdtemp(prefix="bench-encoders-"))
@@ -311,7 +314,7 @@ def run_encoders_suite(options: EncoderOptions, log: Log) -> BenchRun:
     inputs = make_inputs(options.questions, options.passages)
     settings = Settings()
     # Make sure the ONNX exports exist, so no measured process pays for them.
-    Embedder(settings.resolved_model_path, 1, "onnx-int8", settings.cache_dir)
+    Embedder(settings.resolved_model_path, 1, EncoderEngine.ONNX_INT8, settings.cache_dir)
     speed = runner.section("speed", "speed", _speed, options, inputs, work, log)
     if "error" not in speed.data:
         runner.section("agreement", "agreement", _agreement, work)
@@ -339,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inputs", required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    from index import configure_runtime
+
+    configure_runtime()  # an entry point: the model libraries' switches before they load
     inputs = json.loads(Path(args.inputs).read_text())
     result = measure(args.child, args.threads, inputs, args.repeats, Path(args.out).parent)
     Path(args.out).write_text(json.dumps(result))

@@ -54,7 +54,8 @@ def _measure_kind(kind: str, exact_max: int, vectors, queries, truth, folder: Pa
     """Build one kind of DenseIndex, query it, save it, check its loads; (info, exact top-10 when flat)."""
     import faiss
 
-    from index.dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, DenseIndex
+    from index.backends.base import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+    from index.backends.faiss import DenseIndex
 
     n = len(vectors)
     gc.collect()
@@ -141,7 +142,7 @@ def load_checks(path: Path, kind: str, queries: np.ndarray, expected: list) -> d
     IO_FLAG_MMAP_IFC (zero-copy mmap of the vectors), the flag that does map HNSW/flat storage."""
     import faiss
 
-    from index.dense import DenseIndex
+    from index.backends.faiss import DenseIndex
 
     file_mb = path.stat().st_size / 2**20
     sub = queries[: min(len(queries), LOAD_CHECK_QUERIES)]
@@ -164,7 +165,7 @@ def load_checks(path: Path, kind: str, queries: np.ndarray, expected: list) -> d
 
 
 def scale_bm25(n: int, settings, plan: Plan, log: Log) -> dict:
-    from index.lexical import LexicalIndex
+    from index.backends.faiss import LexicalIndex
 
     vocab = vocabulary(VOCABULARY, seed=7)
     log(f"scaling {n:,}: generating {n:,} Zipf pseudo-sentences for BM25")

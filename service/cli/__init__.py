@@ -15,6 +15,7 @@ from service.cli import ask, bench, config, evaluate, ingest, serve
 from service.cli.common import (
     EXIT_BROKEN_PIPE, EXIT_INDEX, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE, CliError,
 )
+from settings import EncoderEngine
 
 COMMAND_GROUPS = (ingest, ask, serve, evaluate, config, bench)
 
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--index", metavar="DIR", help="index folder (default: var/index)")
         p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
-        p.add_argument("--encoder", choices=["torch", "onnx", "onnx-int8"],
+        p.add_argument("--encoder", choices=list(EncoderEngine),
                        help="encoder engine (ingest: for passages, else: for questions; default from settings)")
         p.set_defaults(func=func)
         return p
@@ -62,6 +63,9 @@ def _exit_code(exc: Exception) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from index import configure_runtime
+
+    configure_runtime()  # the entry point sets the model libraries' switches, before any of them loads
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from service.cli.common import EXIT_INDEX, EXIT_USAGE, CliError, settings_from
+from settings import RetrievalMode
 
 ASK_EXAMPLES = ('examples:\n  reportqa ask "How is critical information infrastructure protected?"\n'
                 '  reportqa ask "data flows" --k 3 --section p3 --json')
@@ -16,7 +17,7 @@ def register(add) -> None:
     p = add("ask", "Print the passages that best answer a question, with citations.", run_ask, ASK_EXAMPLES)
     p.add_argument("question")
     p.add_argument("--k", type=int, default=5, help="passages to return (1-50, default 5)")
-    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], help="retrieval mode (default hybrid)")
+    p.add_argument("--mode", choices=list(RetrievalMode), help="retrieval mode (default hybrid)")
     p.add_argument("--section", help="only this part or section id (see `reportqa sections`)")
     p.add_argument("--group-by-section", action="store_true", help="at most one passage per section")
     p.add_argument("--json", action="store_true", help="machine-readable output: the body POST /query answers")

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from service.cli.common import EXIT_USAGE, CliError, Progress, settings_from
+from settings import RetrievalMode
 
 EXAMPLES = ("examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json out.json\n"
             "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus")
@@ -14,7 +15,7 @@ EXAMPLES = ("examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json ou
 
 def register(add) -> None:
     p = add("eval", "Score retrieval on the eval set (or a BEIR dataset) and list the misses.", run, EXAMPLES)
-    p.add_argument("--mode", action="append", choices=["dense", "bm25", "hybrid"], help="mode(s) to score (default all)")
+    p.add_argument("--mode", action="append", choices=list(RetrievalMode), help="mode(s) to score (default all)")
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
     p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
@@ -112,7 +113,7 @@ def _backends(args, settings, embedder, backends, modes, progress) -> int:
     print()
     print(format_backends_table(run.reports, len(questions)))
     for name, reports in run.reports.items():
-        hybrid = [r for r in reports if r.mode == "hybrid"]
+        hybrid = [r for r in reports if r.mode == RetrievalMode.HYBRID]
         if hybrid and args.misses:
             print(f"\n[{name}] " + format_misses(hybrid[0], args.misses))
     if args.json:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from service.cli.common import EXIT_INPUT, CliError, Progress, settings_from
+from settings import BackendName
 
 EXAMPLES = ("examples:\n  reportqa ingest data/\n  reportqa ingest report.pdf notes/ --index /srv/reportqa/index\n"
             "  reportqa ingest --if-stale")
@@ -22,7 +23,7 @@ def register(add) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--backend", choices=["faiss", "milvus"], help="where vectors and BM25 live (default faiss)")
+    p.add_argument("--backend", choices=list(BackendName), help="where vectors and BM25 live (default faiss)")
     p.add_argument("--milvus-uri", metavar="URI", help="Milvus Lite file (*.db) or http://host:19530 "
                    "(default <index>/milvus.db; token: REPORTQA_MILVUS_TOKEN)")
     p.add_argument("--milvus-collection", metavar="NAME", help="Milvus collection (default reportqa)")
@@ -30,7 +31,7 @@ def register(add) -> None:
 
 def _stale_reasons(settings, paths: list[Path]) -> list[str]:
     from index import stale_reasons
-    from index.embedder import model_fingerprint
+    from index.embed import model_fingerprint
     from index.store import BuildSettings
     from ingest.readers import find_report_files, read_report
 

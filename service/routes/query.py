@@ -61,7 +61,7 @@ def router(settings: Settings) -> APIRouter:
         q: str = QueryParam(..., max_length=100_000, description="The question (not blank).",
                             json_schema_extra=schemas.question_schema(settings.max_question_chars)),
         k: int = QueryParam(5, ge=1, le=50),
-        mode: schemas.Mode = QueryParam("hybrid"),
+        mode: schemas.Mode = QueryParam(schemas.Mode.HYBRID),
         section: str | None = QueryParam(None, max_length=200),
         document: str | None = QueryParam(None, max_length=200),
         group_by_section: bool = QueryParam(False),

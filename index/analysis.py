@@ -1,16 +1,17 @@
-"""Lexical retrieval: BM25 (bm25s) over exactly the text that is embedded, with one normaliser
-for chunks and questions, acronym expansion and typo-tolerant query terms."""
+"""Query and passage analysis, one analyzer for every backend: normalisation (accent folding, lowercase,
+words), the stop list, Snowball English stemming, acronyms a report defines, typo correction.
+
+Chunks are indexed and questions searched through these same functions, whichever backend holds the
+index (FAISS + bm25s, or Milvus's BM25 function over pre-analysed text).
+"""
 from __future__ import annotations
 
 import functools
-import json
 import re
 import unicodedata
 from collections import defaultdict
-from pathlib import Path
+from typing import Callable
 
-import bm25s
-import numpy as np
 import Stemmer
 
 _STEMMER = Stemmer.Stemmer("english")
@@ -120,72 +121,24 @@ class TypoCorrector:
         return sorted(matches) or [term]
 
 
-class LexicalIndex:
-    """BM25 over tokenised chunk texts. Files: bm25s's own (numpy + json, no pickle)."""
+class QueryAnalyzer:
+    """A question's BM25 terms against one index's vocabulary: normalised, typo-corrected, unknown ones dropped."""
 
-    def __init__(self, model: bm25s.BM25, vocabulary: list[str]):
-        self.model = model
-        self.vocabulary = vocabulary
+    def __init__(self, vocabulary: list[str]):
+        self.vocabulary = set(vocabulary)
         self._corrector = TypoCorrector(vocabulary)
 
-    @classmethod
-    def build(cls, texts: list[str], k1: float, b: float) -> "LexicalIndex":
-        tokens = [normalise(t) for t in texts]
-        model = bm25s.BM25(k1=k1, b=b, method="lucene")
-        # bm25s needs every document non-empty to keep ids aligned; an empty one gets a placeholder.
-        model.index([t or ["\u2205"] for t in tokens], show_progress=False)
-        vocabulary = sorted(model.vocab_dict)
-        return cls(model, vocabulary)
-
-    def query_terms(self, question: str) -> list[str]:
+    def terms(self, question: str) -> list[str]:
         terms: list[str] = []
         for term in normalise(question):
             terms.extend(self._corrector.correct(term))
-        return [t for t in terms if t in self.model.vocab_dict]
+        return [t for t in terms if t in self.vocabulary]
 
-    def scores(self, question: str) -> np.ndarray:
-        terms = self.query_terms(question)
-        if not terms:
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self.model.get_scores(terms), dtype=np.float32)
-
-    @property
-    def size(self) -> int:
-        return int(self.model.scores["num_docs"])
-
-    def save(self, folder: Path) -> None:
-        self.model.save(str(folder), allow_pickle=False)
-        (folder / "vocabulary.json").write_text(json.dumps(self.vocabulary))
-
-    @classmethod
-    def load(cls, folder: Path, mmap: bool = False) -> "LexicalIndex":
-        model = bm25s.BM25.load(str(folder), mmap=mmap, allow_pickle=False, load_corpus=False)
-        vocabulary = json.loads((folder / "vocabulary.json").read_text())
-        return cls(model, vocabulary)
+    def known_terms(self, question: str) -> tuple[int, int]:
+        return count_known(question, self.terms)
 
 
-class FieldedLexicalIndex:
-    """BM25 over documents with several fields (e.g. title and body), one index per field, scores summed.
-
-    This is the "multifield" scheme of Pyserini's BEIR baselines (Lucene sums a term's per-field BM25
-    scores); each field keeps its own length normalisation, so a short title is not diluted by its body."""
-
-    def __init__(self, fields: list[LexicalIndex]):
-        self.fields = fields
-
-    @classmethod
-    def build(cls, fields: list[list[str]], k1: float, b: float) -> "FieldedLexicalIndex":
-        return cls([LexicalIndex.build(texts, k1, b) for texts in fields])
-
-    def query_terms(self, question: str) -> list[str]:
-        terms: list[str] = []
-        for field in self.fields:
-            terms.extend(t for t in field.query_terms(question) if t not in terms)
-        return terms
-
-    def scores(self, question: str) -> np.ndarray:
-        return np.sum([field.scores(question) for field in self.fields], axis=0, dtype=np.float32)
-
-    @property
-    def size(self) -> int:
-        return self.fields[0].size
+def count_known(question: str, query_terms: Callable[[str], list[str]]) -> tuple[int, int]:
+    """(terms the index knows, all terms) of the question after normalisation and typo correction."""
+    terms = normalise(question)
+    return sum(1 for t in terms if query_terms(t)), len(terms)

@@ -1,0 +1,77 @@
+"""The :class:`Embedder`: the one object the rest of the product encodes text with, whatever the engine."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from index.embed.factory import create_engine
+from index.embed.model import check_model_folder, model_fingerprint, model_name
+from settings import EncoderEngine
+
+
+class Embedder:
+    """Encodes text into L2-normalised float32 vectors with a local sentence-transformers model.
+
+    ``backend`` picks the engine (``torch``, ``onnx`` or ``onnx-int8``). torch and
+    onnx give the same vectors (cosine ≥ 0.9999) from the same weights; onnx-int8
+    questions land within cosine ~0.99 of them and search an fp32 index. The
+    fingerprint, and with it the index a build is valid for, does not depend on
+    the backend. The ONNX engines keep their files under ``cache_dir``."""
+
+    def __init__(self, model_path: str, threads: int = 0, backend: str = EncoderEngine.TORCH,
+                 cache_dir: str | Path | None = None):
+        folder = check_model_folder(model_path)
+        if backend not in list(EncoderEngine):
+            raise ValueError(f"unknown encoder backend {backend!r} (choose from {', '.join(EncoderEngine)})")
+        started = time.perf_counter()
+        self.model_path = str(folder)
+        self.backend = EncoderEngine(backend)
+        self.threads, self.cache_dir = threads, cache_dir
+        self._fingerprint: str | None = None
+        self._full: Embedder | None = None
+        self.encoder = create_engine(self.backend, self.model_path, threads, cache_dir,
+                                     self.fingerprint if self.backend != EncoderEngine.TORCH else "")
+        self.dimension = self.encoder.dimension
+        self.max_seq_length = self.encoder.max_seq_length
+        self.name = model_name(self.model_path)
+        self.load_seconds = time.perf_counter() - started
+
+    def full_precision(self) -> "Embedder":
+        """An encoder for passages: this one, or for onnx-int8 the fp32 ONNX model beside it (an index's
+        passages are always encoded at full precision; int8 is for questions)."""
+        if self.backend != EncoderEngine.ONNX_INT8:
+            return self
+        if self._full is None:
+            self._full = Embedder(self.model_path, self.threads, EncoderEngine.ONNX, self.cache_dir)
+        return self._full
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model_path)
+        return self._fingerprint
+
+    def encode(
+        self, texts: list[str], batch_size: int = 32, progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """Vectors for ``texts`` in order, computed batch by batch so memory stays bounded.
+
+        Texts are batched longest first, so each batch pads to a similar length."""
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(texts), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self.encoder.encode_batch([texts[i] for i in rows])
+            if progress:
+                progress(start + len(rows), len(texts))
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+    def count_pieces(self, texts: list[str]) -> list[int]:
+        """Word pieces per text as this encoder's tokenizer cuts them (special tokens included, untruncated)."""
+        return self.encoder.count_pieces(texts) if texts else []
