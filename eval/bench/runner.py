@@ -2,6 +2,7 @@
 :class:`SectionResult`; a failing section is recorded and the run goes on."""
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
@@ -51,7 +52,7 @@ class Runner:
     def section(self, name: str, title: str, fn: Callable[..., SectionResult], *args) -> SectionResult:
         """Run ``fn(*args)``; on an exception, a SectionResult saying it failed (``title`` names it)."""
         self.log(f"section {name}: start (load average {loadavg()})")
-        started, cpu0 = _now(), cpu_sample()
+        started, cpu0 = time.perf_counter(), cpu_sample()
         try:
             result = fn(*args)
         except Exception as exc:  # one failing section must not hide the others
@@ -60,7 +61,7 @@ class Runner:
             self.log(traceback.format_exc().rstrip())
             result = SectionResult(name, {"error": detail}, f"{title}: FAILED ({detail})")
         share = others_cpu_share(cpu0, cpu_sample())
-        seconds = _now() - started
+        seconds = time.perf_counter() - started
         result.data["section_seconds"] = round(seconds, 2)
         result.data["others_cpu_share"] = share
         self.log(f"section {name}: done in {seconds:.1f}s"
@@ -68,8 +69,3 @@ class Runner:
         self.run.sections.append(result)
         return result
 
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()
