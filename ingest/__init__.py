@@ -17,7 +17,13 @@ from ingest.tokens import ModelWindow, TiktokenCounter
 
 __all__ = [
     "Chunk", "Document", "IngestFailure", "IngestResult", "Section", "Sentence", "Chunker", "ingest_paths",
+    "parse_document",
 ]
+
+
+def parse_document(doc: Document):
+    """A document's structure (sections, artifact mask, paragraphs), without chunking or token counting."""
+    return parse_report(doc.text, markdown=doc.format == "markdown")
 
 
 @dataclass
