@@ -202,5 +202,6 @@ def _make_chunk(
         tokens=count_tokens(embed),
         model_tokens=count_model_tokens(embed),
         page=doc.page_at(start),
+        page_label=doc.page_label_at(start),
         sentences=tuple(sentences),
     )

@@ -1,0 +1,124 @@
+"""Artifact steps of the parse: page furniture, tables of contents, the title, running headers that
+became headings, and Markdown markup. Each step masks spans of the original; none deletes text."""
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+
+from ingest import furniture
+from ingest.structure import _TERMINAL, _find_toc, _mask_line_markup, _norm, strip_markup
+from ingest.toc import DotLeaderToc, find_dot_leader_toc
+
+MAX_TITLE_CHARS = 160
+# Inline HTML in Markdown body text (<span id="page-2-0"></span>, <sup>1</sup>): markup, not text.
+_INLINE_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
+_TABLE_DELIMITER = re.compile(r"^\s*\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$")
+
+
+def page_line_ranges(doc, page_starts: tuple[int, ...]) -> list[range]:
+    """Line ranges of each PDF page."""
+    starts = [ln.start for ln in doc.lines]
+    bounds = [bisect_right(starts, s) - 1 for s in page_starts] + [len(doc.lines)]
+    return [range(max(0, bounds[i]), bounds[i + 1]) for i in range(len(page_starts))]
+
+
+def remove_page_furniture(doc, page_starts: tuple[int, ...]) -> None:
+    pages = page_line_ranges(doc, page_starts) if page_starts else furniture.form_feed_pages(doc.texts)
+    if pages:
+        found = furniture.by_page_edges(doc.texts, pages)
+    else:
+        found = furniture.by_page_number_anchors(doc.texts)
+    for idx, kind in found.kinds.items():
+        doc.remove(idx, kind)
+
+
+def remove_dot_leader_toc(doc) -> DotLeaderToc:
+    toc = find_dot_leader_toc(doc.texts, doc.removed())
+    for idx in sorted(toc.lines):
+        doc.remove(idx, "toc")
+    return toc
+
+
+def take_title(doc) -> str:
+    """The first heading (unnumbered), or a short first line, is the document's title."""
+    first = next((i for i, ln in enumerate(doc.lines) if not ln.blank and not ln.removed), None)
+    if first is None:
+        return ""
+    cand = doc.lines[first]
+    if cand.heading is not None and cand.numbering is None:
+        title = cand.heading
+        doc.remove(first, "title")
+        return title
+    text = cand.text.strip()
+    if cand.heading is None and len(text) <= MAX_TITLE_CHARS and not _TERMINAL.search(text) and not cand.block:
+        doc.remove(first, "title")
+        return " ".join(strip_markup(text).lstrip("# ").split())
+    return ""
+
+
+def remove_heading_toc(doc) -> None:
+    """A ToC without dot leaders: a run of heading-like lines with page numbers before the body."""
+    later = [ln.heading for ln in doc.lines if ln.heading is not None and not ln.removed]
+    toc = _find_toc(doc.lines, later)
+    if toc is not None:
+        for i in toc:
+            if not doc.lines[i].blank:
+                doc.remove(i, "toc")
+
+
+def _neighbour(doc, idx: int, step: int):
+    i = idx + step
+    while 0 <= i < len(doc.lines):
+        if not doc.lines[i].blank and not doc.lines[i].removed:
+            return doc.lines[i]
+        i += step
+    return None
+
+
+def _interrupts_sentence(doc, idx: int) -> bool:
+    before, after = _neighbour(doc, idx, -1), _neighbour(doc, idx, 1)
+    if before is None or after is None or before.heading is not None or after.heading is not None:
+        return False
+    return not _TERMINAL.search(before.text) and strip_markup(after.text)[:1].islower()
+
+
+def remove_heading_furniture(doc, title: str) -> None:
+    """Unnumbered headings that are running headers: the title repeated, one that cuts a sentence in two,
+    or the same heading text recurring on three or more pages."""
+    norm_title = _norm(title)
+    counts: dict[str, int] = {}
+    for ln in doc.lines:
+        if ln.heading is not None and ln.numbering is None:
+            counts[_norm(ln.heading)] = counts.get(_norm(ln.heading), 0) + 1
+    for idx, line in enumerate(doc.lines):
+        if line.heading is None or line.numbering is not None or line.removed:
+            continue
+        norm = _norm(line.heading)
+        if norm_title and len(norm.split()) >= 3 and norm in norm_title:
+            doc.remove(idx, "header")
+        elif counts.get(norm, 0) >= furniture.MIN_RECURRENCE:
+            doc.remove(idx, "header")
+        elif _interrupts_sentence(doc, idx):
+            doc.remove(idx, "header")
+
+
+def mask_markdown_markup(doc) -> None:
+    """List markers, emphasis, inline HTML, fence lines and table delimiter rows of body lines."""
+    for idx, line in enumerate(doc.lines):
+        if line.removed or line.heading is not None or line.blank or line.heading_part:
+            continue
+        if line.block == "fence":
+            doc.mask_span(line.start, line.end)
+            continue
+        if line.block == "code":
+            continue
+        if line.block == "table" and _TABLE_DELIMITER.match(line.text):
+            doc.mask_span(line.start, line.end)
+            continue
+        if line.block == "heading-rejected":
+            m = re.match(r"^[ \t]{0,3}#{1,6}[ \t]*", line.text)
+            if m:
+                doc.mask_span(line.start, line.start + m.end())
+        _mask_line_markup(doc.text, line, doc.mask)
+        for m in _INLINE_TAG.finditer(line.text):
+            doc.mask_span(line.start + m.start(), line.start + m.end())

@@ -1,0 +1,128 @@
+"""Page furniture: running headers, footers and page-number lines, found by recurrence at page boundaries.
+
+A line is furniture only where pages meet: at the top or bottom of a page
+(between form feeds, or a PDF page's own text), or next to a page-number line
+when a converter left no page breaks. Body lines that merely look alike
+("Text of section 12 is here.") are never taken, because they do not sit at
+page boundaries. Everything here is linear in the number of lines.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+# How many non-blank lines at each page edge are looked at, and how often a line must recur there.
+EDGE_LINES = 6
+MIN_RECURRENCE = 3
+MIN_PAGE_SHARE = 0.25
+# Without page breaks: lines this close to a page-number line count as its neighbours.
+ANCHOR_REACH = 2
+
+_PAGE_NUMBER = re.compile(
+    r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
+# A footer that carries the page number at one end: "2 International Monetary Fund | January 2023",
+# "Rescorla   Standards Track   [Page 12]", "Annual Review | page 3".
+_NUMBER_AT_END = re.compile(r"^(?P<core>.*?\S)\s*[|.,:;\-–—]?\s*(?:\[?\s*page\s+)?(?P<num>\d{1,4})\s*\]?\s*$", re.I)
+_NUMBER_AT_START = re.compile(r"^\s*(?:page\s+)?(?P<num>\d{1,4})\s*[|.,:;\-–—]?\s+(?P<core>\S.*)$", re.I)
+_MD_MARKERS = re.compile(r"^\s{0,3}#{1,6}\s+|[*_`]+")
+
+
+@dataclass(frozen=True)
+class Furniture:
+    kinds: dict[int, str]  # line index -> "header" | "footer" | "page-number"
+
+
+def fold(text: str) -> str:
+    """A line's recurrence key: Markdown markers dropped, numbers folded, spaces collapsed."""
+    text = _MD_MARKERS.sub("", text)
+    text = re.sub(r"\d+(?:[.\-/]\d+)*", "#", text)
+    return " ".join(text.split()).strip(" .").lower()
+
+
+def is_page_number(text: str) -> bool:
+    return bool(text.strip()) and bool(_PAGE_NUMBER.match(_MD_MARKERS.sub("", text)))
+
+
+def _numbered_core(text: str) -> tuple[str, int] | None:
+    text = _MD_MARKERS.sub("", text).strip()
+    m = _NUMBER_AT_END.match(text) or _NUMBER_AT_START.match(text)
+    if not m:
+        return None
+    core = fold(m["core"])
+    return (core, int(m["num"])) if len(core.split()) >= 2 else None
+
+
+def _edges(lines: list[str], page: range) -> tuple[list[int], list[int]]:
+    body = [i for i in page if lines[i].strip()]
+    return body[:EDGE_LINES], body[::-1][:EDGE_LINES]
+
+
+def by_page_edges(lines: list[str], pages: list[range]) -> Furniture:
+    """Furniture of a document whose page breaks are known (form feeds, PDF pages)."""
+    top_keys: Counter[str] = Counter()
+    bottom_keys: Counter[str] = Counter()
+    edges = [_edges(lines, page) for page in pages]
+    for top, bottom in edges:
+        top_keys.update({fold(lines[i]) for i in top})
+        bottom_keys.update({fold(lines[i]) for i in bottom})
+    need = max(MIN_RECURRENCE, int(MIN_PAGE_SHARE * len(pages)))
+    kinds: dict[int, str] = {}
+    for top, bottom in edges:
+        for side, keys, kind in ((top, top_keys, "header"), (bottom, bottom_keys, "footer")):
+            # Walk inward from the edge while lines are furniture; the first body line stops the walk.
+            for i in side:
+                if is_page_number(lines[i]):
+                    kinds[i] = "page-number"
+                elif keys[fold(lines[i])] >= need and fold(lines[i]):
+                    kinds[i] = kind
+                else:
+                    break
+    return Furniture(kinds)
+
+
+def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None) -> Furniture:
+    """Furniture of a document with no page breaks: page-number lines and numbered footers whose text
+    recurs with different numbers are the boundaries; lines recurring right beside them are headers."""
+    allowed = candidates if candidates is not None else set(range(len(lines)))
+    cores: dict[str, set[int]] = {}
+    numbered: dict[int, str] = {}
+    for i in allowed:
+        if (found := _numbered_core(lines[i])) is not None:
+            cores.setdefault(found[0], set()).add(found[1])
+            numbered[i] = found[0]
+    kinds: dict[int, str] = {}
+    for i in sorted(allowed):
+        if is_page_number(lines[i]) and len(lines[i].strip()) < 20:
+            kinds[i] = "page-number"
+        elif i in numbered and len(cores[numbered[i]]) >= MIN_RECURRENCE:
+            kinds[i] = "footer"
+    anchors = sorted(kinds)
+    near: Counter[str] = Counter()
+    neighbours: list[list[int]] = []
+    non_blank = [i for i in range(len(lines)) if lines[i].strip()]
+    position = {line: n for n, line in enumerate(non_blank)}
+    for a in anchors:
+        n = position[a]
+        around = [non_blank[k] for k in range(max(0, n - ANCHOR_REACH), min(len(non_blank), n + ANCHOR_REACH + 1))
+                  if non_blank[k] != a and non_blank[k] in allowed]
+        neighbours.append(around)
+        near.update({fold(lines[i]) for i in around})
+    for around in neighbours:
+        for i in around:
+            if i not in kinds and fold(lines[i]) and near[fold(lines[i])] >= MIN_RECURRENCE:
+                kinds[i] = "header"
+    return Furniture(kinds)
+
+
+def form_feed_pages(lines: list[str]) -> list[range] | None:
+    """Pages split at form feeds (a line holding ``\\f`` ends its page), or None when there are too few."""
+    breaks = [i for i, line in enumerate(lines) if "\f" in line]
+    if len(breaks) < MIN_RECURRENCE - 1:
+        return None
+    pages, start = [], 0
+    for b in breaks:
+        pages.append(range(start, b + 1))
+        start = b + 1
+    pages.append(range(start, len(lines)))
+    return pages

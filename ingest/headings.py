@@ -1,0 +1,110 @@
+"""Heading steps of the parse, one per source of headings: Markdown (markdown-it tokens), plain text
+(numbered margin lines), PDF bookmarks; and the filter that turns Markdown "headings" that are really
+labels (chart labels, table rows, footnotes, units, sentences) back into body text."""
+from __future__ import annotations
+
+import re
+
+from ingest.artifacts import page_line_ranges
+from ingest.markdown import read_blocks
+from ingest.numbering import parse_numbering
+from ingest.pdf import Bookmark, anchor_bookmarks
+from ingest.text import margin_headings
+
+# A run of this many unnumbered same-level headings with no prose between them is a set of labels
+# (a chart legend, table rows, a cover page's words), not sections.
+LABEL_RUN = 3
+PROSE_MIN_WORDS = 8
+_PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
+_FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
+_SENTENCE = re.compile(r"[.;,]$")
+
+
+def markdown_headings(doc) -> None:
+    blocks = read_blocks(doc.text)
+    for idx, kind in blocks.block_kind.items():
+        if idx < len(doc.lines):
+            doc.lines[idx].block = kind
+    for idx in blocks.fence_lines:
+        if idx < len(doc.lines) and doc.lines[idx].text.lstrip()[:3] in ("```", "~~~"):
+            doc.lines[idx].block = "fence"
+    for first, end in blocks.tables:
+        if first < len(doc.lines):
+            header_end = doc.lines[min(first + 1, len(doc.lines) - 1)].end
+            doc.tables.append((doc.lines[first].start, header_end, doc.lines[min(end, len(doc.lines)) - 1].end))
+    for h in blocks.headings:
+        if h.line >= len(doc.lines) or doc.lines[h.line].removed:
+            continue
+        line = doc.lines[h.line]
+        line.heading, line.md_level = h.title, h.md_level
+        line.numbering = parse_numbering(h.title, explicit=True)
+        for extra in range(h.line + 1, min(h.end_line, len(doc.lines))):
+            doc.lines[extra].heading_part = True  # a setext underline
+
+
+def text_headings(doc, pdf: bool = False) -> None:
+    for idx, numbering in margin_headings(doc.texts, doc.removed(), need_isolation=not pdf).items():
+        if pdf and numbering is None:
+            continue  # PDF text has no blank lines to tell an unnumbered title from a short body line
+        line = doc.lines[idx]
+        line.heading = " ".join(line.text.split())
+        line.numbering = numbering
+
+
+def bookmark_headings(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> None:
+    marks = [b if isinstance(b, Bookmark) else Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in bookmarks]
+    nested = len({m.depth for m in marks}) > 1
+    pages = page_line_ranges(doc, page_starts)
+    for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, doc.removed()):
+        line = doc.lines[first]
+        if line.heading is not None:
+            continue  # two bookmarks on one line: the first one names it
+        line.heading = mark.title
+        line.numbering = parse_numbering(mark.title, explicit=True)
+        line.stated_level = mark.depth if nested else 0
+        for extra in range(first + 1, end):
+            doc.lines[extra].heading_part = True
+
+
+def _is_prose(text: str) -> bool:
+    words = text.split()
+    return len(words) >= PROSE_MIN_WORDS and bool(_PROSE_END.search(text.strip()))
+
+
+def _is_label(title: str) -> bool:
+    """A heading shape that no section title has: a footnote, a bare unit "(Percent)", a sentence."""
+    t = title.strip()
+    if _FOOTNOTE.search(t) or (t.startswith("(") and t.endswith(")")):
+        return True
+    return bool(_SENTENCE.search(t)) and len(t.split()) >= 4
+
+
+def _reject(doc, idx: int) -> None:
+    line = doc.lines[idx]
+    line.heading, line.numbering, line.md_level = None, None, 0
+    line.block = "heading-rejected"
+
+
+def drop_label_headings(doc) -> None:
+    """Unnumbered Markdown headings that are labels become body text again (never deleted)."""
+    run: list[int] = []
+
+    def close_run() -> None:
+        if len(run) >= LABEL_RUN and len({doc.lines[i].md_level for i in run}) == 1:
+            for i in run:
+                _reject(doc, i)
+        run.clear()
+
+    for idx, line in enumerate(doc.lines):
+        if line.removed or line.blank:
+            continue
+        if line.heading is not None and line.numbering is None:
+            if _is_label(line.heading):
+                _reject(doc, idx)
+                continue
+            if run and doc.lines[run[-1]].md_level != line.md_level:
+                close_run()
+            run.append(idx)
+        elif line.heading is not None or _is_prose(line.text):
+            close_run()
+    close_run()
