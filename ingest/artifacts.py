@@ -122,3 +122,72 @@ def mask_markdown_markup(doc) -> None:
         _mask_line_markup(doc.text, line, doc.mask)
         for m in _INLINE_TAG.finditer(line.text):
             doc.mask_span(line.start + m.start(), line.start + m.end())
+
+
+# A ToC without page leaders (a PDF's printed contents, a Markdown table): lines that name later headings.
+OUTLINE_TOC_MIN = 3
+OUTLINE_TOC_GAP = 2
+MIN_PREFIX_WORDS = 3
+
+
+def _toc_key(text: str) -> str:
+    """A line as a ToC entry: table pipes, Markdown markers and a trailing page number dropped."""
+    key = _norm(re.sub(r"[|#*_]", " ", text))
+    return re.sub(r"(\s\d{1,4}|\s[ivxlcdm]{1,6})+$", "", key)
+
+
+def remove_outline_toc(doc) -> None:
+    """Runs of three or more lines naming headings that come later ("2.3.59.1 Program Scope and
+    Objectives", "| 2.1 Simplifying Sparse Routing | 5 |") are a table of contents, not body text."""
+    later: dict[str, int] = {}
+    for idx, line in enumerate(doc.lines):
+        if line.heading is not None and not line.removed and len(_norm(line.heading).split()) >= 2:
+            later[_norm(line.heading)] = idx  # last occurrence: the heading in the body
+    if not later:
+        return
+    prefixes = {" ".join(k.split()[:n]) for k in later for n in range(MIN_PREFIX_WORDS, len(k.split()))}
+
+    def names_later(idx: int) -> bool:
+        line = doc.lines[idx]
+        if line.removed or line.blank or line.heading is not None:
+            return False
+        key = _toc_key(line.text)
+        return bool(key) and (later.get(key, -1) > idx or (key in prefixes and len(key.split()) >= MIN_PREFIX_WORDS))
+
+    run: list[int] = []
+    gap: list[int] = []
+
+    def close() -> None:
+        if len(run) >= OUTLINE_TOC_MIN:
+            for i in range(run[0], run[-1] + 1):
+                if not doc.lines[i].blank and doc.lines[i].heading is None:
+                    doc.remove(i, "toc")
+            _remove_toc_heading(doc, run[0])
+        run.clear()
+        gap.clear()
+
+    for idx, line in enumerate(doc.lines):
+        if line.blank or line.removed or line.heading_part:
+            continue
+        if names_later(idx):
+            run.append(idx)
+            gap.clear()
+        elif run and line.heading is None and len(line.text.split()) <= 6 and len(gap) < OUTLINE_TOC_GAP:
+            gap.append(idx)
+        else:
+            close()
+    close()
+
+
+def _remove_toc_heading(doc, first: int) -> None:
+    """An unnumbered Markdown heading of a few words right above a ToC ("Contents") is the ToC's own."""
+    j = first - 1
+    while j >= 0 and (doc.lines[j].blank or doc.lines[j].removed):
+        j -= 1
+    line = doc.lines[j] if j >= 0 else None
+    if (line is not None and line.heading is not None and line.md_level and line.numbering is None
+            and len(line.heading.split()) <= MAX_TOC_HEADING_WORDS):
+        doc.remove(j, "toc")
+
+
+MAX_TOC_HEADING_WORDS = 3

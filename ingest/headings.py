@@ -17,7 +17,8 @@ LABEL_RUN = 3
 PROSE_MIN_WORDS = 8
 _PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
 _FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
-_SENTENCE = re.compile(r"[.;,]$")
+_SENTENCE = re.compile(r"[.;,:]$")
+_CODE = re.compile(r"\s(?:[+\-*/]?=|==)\s|[\w\]]\(.*\)\s*$")  # "x = f(y)", "router logits += m"
 
 
 def markdown_headings(doc) -> None:
@@ -76,7 +77,9 @@ def _is_label(title: str) -> bool:
     t = title.strip()
     if _FOOTNOTE.search(t) or (t.startswith("(") and t.endswith(")")):
         return True
-    return bool(_SENTENCE.search(t)) and len(t.split()) >= 4
+    if _CODE.search(t):
+        return True
+    return bool(_SENTENCE.search(t)) and (len(t.split()) >= 4 or t.endswith(":"))
 
 
 def _reject(doc, idx: int) -> None:

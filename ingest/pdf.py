@@ -83,6 +83,12 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^\w]+", " ", text.lower()).split()
 
 
+def _prefix_match(line_words: list[str], title_words: list[str]) -> bool:
+    """The line starts the title (a wrapped heading) or the title starts the line."""
+    n = min(len(line_words), len(title_words))
+    return n > 0 and line_words[:n] == title_words[:n]
+
+
 def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[str]) -> int:
     """Lines after ``first`` that still spell the title (margin headings wrap over 2-4 lines)."""
     end, remaining = first + 1, title_words
@@ -120,7 +126,7 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
                 if re.match(rf"^(?:\w+\s+)?{re.escape(numbering.label)}(?![\w.\-])", line):
                     found = i
                     break
-            elif i - start < TITLE_SEARCH_LINES and _words(line) and _words(line) == title_words[: len(_words(line))]:
+            elif i - start < TITLE_SEARCH_LINES and _words(line) and _prefix_match(_words(line), title_words):
                 found = i
                 break
         if found is None:

@@ -202,6 +202,8 @@ def parse_report(doc_text: str, markdown: bool = True, page_starts: tuple[int, .
     if markdown:
         artifacts.remove_heading_furniture(doc, title)
         headings.drop_label_headings(doc)
+    artifacts.remove_outline_toc(doc)
+    if markdown:
         artifacts.mask_markdown_markup(doc)
     sections, paragraphs = build_sections(doc)
     return ParsedReport(title=title, sections=sections, mask=doc.mask, paragraphs=paragraphs,
