@@ -32,7 +32,7 @@ from ingest.structure import clean_with_map
 REPEATED_TITLE_MIN = 3
 CORPUS_METADATA = {"SOURCE", "README", "LICENSE"}  # files beside a document that describe it
 # A ToC entry inside body text: a dot leader run ending in a page number ("Introduction . . . . 5").
-_DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*\d{1,4}\b")
+_DOT_LEADER = re.compile(r"[A-Za-z)][ \t]*(?:\.\s?){4,}\s*\d{1,4}\b")  # a title, a leader, a page
 # A section whose text names this many *other* expected sections as "number title" reads as a ToC.
 TOC_ENTRY_MIN = 3
 _LEADING_NUMBER = re.compile(

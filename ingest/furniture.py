@@ -18,6 +18,7 @@ MIN_RECURRENCE = 3
 MIN_PAGE_SHARE = 0.25
 # Without page breaks: lines this close to a page-number line count as its neighbours.
 ANCHOR_REACH = 2
+MAX_FURNITURE_CHARS = 200  # a running header or footer is one short line
 
 _PAGE_NUMBER = re.compile(
     r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
@@ -44,13 +45,16 @@ def is_page_number(text: str) -> bool:
     return bool(text.strip()) and bool(_PAGE_NUMBER.match(_MD_MARKERS.sub("", text)))
 
 
-def _numbered_core(text: str) -> tuple[str, int] | None:
+def _numbered_cores(text: str) -> list[tuple[str, int]]:
+    """(text without the page number, the number) for a number at either end of the line."""
     text = _MD_MARKERS.sub("", text).strip()
-    m = _NUMBER_AT_END.match(text) or _NUMBER_AT_START.match(text)
-    if not m:
-        return None
-    core = fold(m["core"])
-    return (core, int(m["num"])) if len(core.split()) >= 2 else None
+    out = []
+    for pattern in (_NUMBER_AT_END, _NUMBER_AT_START):
+        if m := pattern.match(text):
+            core = fold(m["core"])
+            if len(core.split()) >= 2:
+                out.append((core, int(m["num"])))
+    return out
 
 
 def _edges(lines: list[str], page: range) -> tuple[list[int], list[int]]:
@@ -66,7 +70,8 @@ def by_page_edges(lines: list[str], pages: list[range]) -> Furniture:
     for top, bottom in edges:
         top_keys.update({fold(lines[i]) for i in top})
         bottom_keys.update({fold(lines[i]) for i in bottom})
-    need = max(MIN_RECURRENCE, int(MIN_PAGE_SHARE * len(pages)))
+    # On every page of a short document, or on a good share of a long one's pages.
+    need = max(2, min(len(pages), max(MIN_RECURRENCE, int(MIN_PAGE_SHARE * len(pages)))))
     kinds: dict[int, str] = {}
     for top, bottom in edges:
         for side, keys, kind in ((top, top_keys, "header"), (bottom, bottom_keys, "footer")):
@@ -86,16 +91,18 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
     recurs with different numbers are the boundaries; lines recurring right beside them are headers."""
     allowed = candidates if candidates is not None else set(range(len(lines)))
     cores: dict[str, set[int]] = {}
-    numbered: dict[int, str] = {}
+    numbered: dict[int, list[str]] = {}
     for i in allowed:
-        if (found := _numbered_core(lines[i])) is not None:
-            cores.setdefault(found[0], set()).add(found[1])
-            numbered[i] = found[0]
+        if len(lines[i]) > MAX_FURNITURE_CHARS:
+            continue
+        for core, number in _numbered_cores(lines[i]):
+            cores.setdefault(core, set()).add(number)
+            numbered.setdefault(i, []).append(core)
     kinds: dict[int, str] = {}
     for i in sorted(allowed):
         if is_page_number(lines[i]) and len(lines[i].strip()) < 20:
             kinds[i] = "page-number"
-        elif i in numbered and len(cores[numbered[i]]) >= MIN_RECURRENCE:
+        elif any(len(cores[c]) >= MIN_RECURRENCE for c in numbered.get(i, ())):
             kinds[i] = "footer"
     anchors = sorted(kinds)
     near: Counter[str] = Counter()

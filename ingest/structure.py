@@ -97,8 +97,8 @@ def _find_toc(lines: list[_Line], later_headings: list[str]) -> range | None:
 
     def is_entry(line: _Line) -> bool:
         text = line.text.strip()
-        if len(text) > 250:
-            return False
+        if len(text) > 250 or not re.search(r"[^\W\d_]{3}", text):
+            return False  # an entry names a section: a number alone is table data
         if _TOC_PAGE_REF.search(text):
             return True
         norm = _norm(re.sub(r"\d+\s*[-–—]?\s*$", "", text))

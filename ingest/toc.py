@@ -28,8 +28,22 @@ class DotLeaderToc:
     entries: list[TocEntry] = field(default_factory=list)
 
 
+MAX_ENTRY_CHARS = 200
+MAX_ENTRY_WORDS = 20
+_LEADER_RUN = re.compile(r"(?:\.\s?){3,}")
+
+
 def is_entry(text: str) -> bool:
-    return bool(_ENTRY.match(text.strip())) if len(text) < 400 else False
+    """A title (letters, no leader of its own), a dot leader, a page number: nothing else."""
+    if len(text) > MAX_ENTRY_CHARS:
+        return False
+    m = _ENTRY.match(text.strip())
+    if not m:
+        return False
+    title = m["title"]
+    last = title.rstrip()[-1:]
+    return (bool(re.search(r"[A-Za-z]{2}", title)) and len(title.split()) <= MAX_ENTRY_WORDS
+            and not _LEADER_RUN.search(title) and (last.isalpha() or last in ")\"'"))
 
 
 def find_dot_leader_toc(texts: list[str], skip: set[int]) -> DotLeaderToc:
