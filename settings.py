@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = Field(None, description="Milvus auth token (user:password or API key).")
     milvus_collection: str = Field("reportqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
+    # --- reading ----------------------------------------------------------
+    max_file_mb: float = Field(50.0, gt=0, description="Report files larger than this are skipped with a reason.")
+
     # --- chunking ---------------------------------------------------------
     tiktoken_encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunk budgets.")
     chunk_tokens: int = Field(128, ge=16, le=2048, description="Max tiktoken tokens per chunk (incl. context).")

@@ -473,6 +473,7 @@ def _citation(chunk, documents) -> schemas.Citation:
         document=chunk.document_id, document_title=doc.title if doc else "", section_id=chunk.section_id,
         section_title=chunk.section_title, section_path=list(chunk.section_path),
         char_start=chunk.char_start, char_end=chunk.char_end, page=chunk.page,
+        page_label=getattr(chunk, "page_label", None),
     )
 
 

@@ -98,7 +98,7 @@ def cmd_ingest(args) -> int:
 
     started = time.perf_counter()
     chunker = Chunker.from_settings(settings)
-    result = ingest_paths(paths, chunker, lambda n, total, path: progress("read", n, total))
+    result = ingest_paths(paths, chunker, lambda n, total, path: progress("read", n, total), settings.max_file_mb)
     parse_seconds = time.perf_counter() - started
     for failure in result.failures:
         print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
@@ -111,6 +111,7 @@ def cmd_ingest(args) -> int:
     summary = {
         "documents": len(result.documents), "sections": len(result.sections), "chunks": len(result.chunks),
         "skipped": len(result.failures), "index": str(build_dir),
+        "per_document": [document_summary(d, result) for d in result.documents],
         "seconds": {"parse_chunk": round(parse_seconds, 2), "model_load": round(load_seconds, 2),
                     **{k: round(v, 2) for k, v in timings.items()}},
     }
@@ -118,6 +119,14 @@ def cmd_ingest(args) -> int:
           f"indexed {summary['documents']} document(s), {summary['sections']} sections, {summary['chunks']} chunks "
           f"into {build_dir} (parse {parse_seconds:.1f}s, embed {timings['embed']:.1f}s)")
     return 0 if not result.failures else 1 if args.strict else 0
+
+
+def document_summary(doc, result) -> dict:
+    """What ingest made of one document, and what artifact removal took out of it."""
+    return {"document": doc.id, "sections": sum(s.document_id == doc.id for s in result.sections),
+            "chunks": sum(c.document_id == doc.id for c in result.chunks),
+            "removed": {"toc_lines": doc.toc_lines_removed, "headers": doc.headers_removed,
+                        "footers": doc.footers_removed, "page_numbers": doc.page_numbers_removed}}
 
 
 def _open_retriever(settings):
@@ -156,7 +165,9 @@ def cmd_ask(args) -> int:
         c = hit.chunk
         path = " › ".join(c.section_path) or "(opening)"
         print(f"{rank}. [{c.section_id}] {path}")
-        print(f"   score {hit.score:.4f}  chars {c.char_start}-{c.char_end}" + (f"  page {c.page}" if c.page else ""))
+        page = (f"  page {c.page}" + (f" (printed {c.page_label})" if c.page_label and c.page_label != str(c.page)
+                                      else "")) if c.page else ""
+        print(f"   score {hit.score:.4f}  chars {c.char_start}-{c.char_end}{page}")
         best = hit.highlights[0].text if hit.highlights else c.text[:300]
         for line in textwrap.wrap(f"» {best}", width=96):
             print(f"   {line}")
@@ -174,7 +185,7 @@ def _result_json(question, result, retriever) -> dict:
                          "document_title": docs[h.chunk.document_id].title if h.chunk.document_id in docs else "",
                          "section_id": h.chunk.section_id, "section_title": h.chunk.section_title,
                          "section_path": list(h.chunk.section_path), "char_start": h.chunk.char_start,
-                         "char_end": h.chunk.char_end, "page": h.chunk.page},
+                         "char_end": h.chunk.char_end, "page": h.chunk.page, "page_label": h.chunk.page_label},
             "highlights": [h2.text for h2 in h.highlights],
         } for h in result.hits],
     }
@@ -263,6 +274,12 @@ def cmd_sections(args) -> int:
     if current_build(Path(settings.index_dir)) is None:
         raise CliError(f"no index in {settings.index_dir}: run `reportqa ingest` first", EXIT_INDEX)
     loaded = load_index(Path(settings.index_dir), None, None, verify=False)
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps({"documents": [{"id": d.id, "title": d.title} for d in loaded.documents.values()],
+                          "sections": [asdict(s) for s in loaded.sections]}, ensure_ascii=False, indent=2))
+        return 0
     print(format_section_tree(loaded))
     return 0
 
@@ -288,9 +305,31 @@ def cmd_config(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if args.structure:
+        return _eval_structure(args)
+    if args.json == "-":
+        raise CliError("--json needs a FILE here (only --structure prints JSON)", EXIT_USAGE)
     from eval.harness import run_cli
 
     return run_cli(args, _settings(args))
+
+
+def _eval_structure(args) -> int:
+    from eval.structure import format_table, run_structure_benchmark, scores_json
+
+    folder = Path(args.structure)
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder of documents with outline.json files", EXIT_USAGE)
+    try:
+        scores = run_structure_benchmark(folder)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise CliError(f"cannot read the structure corpus: {exc}", EXIT_INPUT) from None
+    if not scores:
+        raise CliError(f"no outline.json in {folder} or its sub-folders", EXIT_INPUT)
+    if args.json and args.json != "-":
+        Path(args.json).write_text(scores_json(scores))
+    print(scores_json(scores) if args.json == "-" else format_table(scores))
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -307,8 +346,9 @@ EXAMPLES = {
            '  reportqa ask "data flows" --k 3 --section p3 --json',
     "serve": "examples:\n  reportqa serve\n  reportqa serve --port 8080 --index /srv/reportqa/index",
     "eval": "examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json out.json\n"
-            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus",
-    "sections": "examples:\n  reportqa sections\n  reportqa sections --index /srv/reportqa/index",
+            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus\n"
+            "  reportqa eval --structure ../shared/corpora/real [--json]",
+    "sections": "examples:\n  reportqa sections\n  reportqa sections --json --index /srv/reportqa/index",
     "config": "examples:\n  reportqa config\n  REPORTQA_CHUNK_TOKENS=200 reportqa config",
     "bench": "examples:\n  reportqa bench\n  reportqa bench --quick --json bench.json\n  reportqa bench --scale 10000,100000",
 }
@@ -322,13 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, helptext, func):
+    def command(name, helptext, func, model_flags=True):
         p = sub.add_parser(name, help=helptext, description=helptext, epilog=EXAMPLES[name],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--index", metavar="DIR", help="index folder (default: var/index)")
-        p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
-        p.add_argument("--encoder", choices=["torch", "onnx", "onnx-int8"],
-                       help="encoder engine (ingest: for passages, else: for questions; default from settings)")
+        if model_flags:
+            p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
+            p.add_argument("--encoder", choices=["torch", "onnx", "onnx-int8"],
+                           help="encoder engine (ingest: for passages, else: for questions; default from settings)")
         p.set_defaults(func=func)
         return p
 
@@ -365,7 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("eval", "Score retrieval on the eval set (or a BEIR dataset) and list the misses.", cmd_eval)
     p.add_argument("--mode", action="append", choices=["dense", "bm25", "hybrid"], help="mode(s) to score (default all)")
-    p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
+    p.add_argument("--json", metavar="FILE", nargs="?", const="-",
+                   help="also write the full results as JSON (with --structure: print JSON instead of the table)")
+    p.add_argument("--structure", metavar="DIR", help="score recovered section trees against the outline.json "
+                   "of every document in DIR (e.g. ../shared/corpora/real)")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
     p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
@@ -382,7 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--milvus-uri", metavar="URI", help="Milvus Lite file (*.db) or http://host:19530 for --backends")
     p.add_argument("--milvus-collection", metavar="NAME", help="Milvus collection for --backends")
 
-    p = command("sections", "Print the recovered table of contents as a tree with ids.", cmd_sections)
+    p = command("sections", "Print the recovered table of contents as a tree with ids.", cmd_sections,
+                model_flags=False)
+    p.add_argument("--json", action="store_true", help="documents and sections as JSON")
 
     p = command("config", "Print the effective settings.", cmd_config)
 
