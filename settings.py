@@ -6,6 +6,7 @@ and most by a command-line flag; ``reportqa config`` prints the result.
 """
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent
 BUNDLED_REPORT = PROJECT_ROOT / "data" / "cyberspace-community-decade-review.md"
 DEFAULT_CACHE_DIR = PROJECT_ROOT / "var" / "cache"
+# The team's shared data (real documents, benchmarks) beside the repository; REPORTQA_SHARED_DIR moves it
+# (a git worktree sits one level deeper than the main checkout).
+SHARED_DIR = Path(os.environ.get("REPORTQA_SHARED_DIR") or PROJECT_ROOT.parent / "shared")
 
 Mode = Literal["dense", "bm25", "hybrid"]
 

@@ -1,0 +1,96 @@
+"""The structure benchmark on the bundled report and the real documents in ../shared/corpora/real:
+the issue's thresholds, and every chunk of every document maps back to its span byte for byte."""
+import re
+
+import pytest
+
+from eval.structure import format_table, run_structure_benchmark
+from ingest import Chunker, ingest_paths, parse_document
+from ingest.readers import read_report
+from settings import PROJECT_ROOT, SHARED_DIR
+
+REAL = SHARED_DIR / "corpora" / "real"
+BUNDLED_OUTLINES = PROJECT_ROOT / "eval" / "outlines"
+THRESHOLD = 0.95
+
+
+@pytest.fixture(scope="module")
+def real_scores():
+    assert REAL.is_dir(), f"the real-document corpus is missing: {REAL} (../shared beside the repo, or set REPORTQA_SHARED_DIR)"
+    scores = run_structure_benchmark(REAL)
+    print(format_table(scores))
+    assert len(scores) >= 4, [s.document for s in scores]
+    return {s.document: s for s in scores}
+
+
+def _check(score, parent=True):
+    assert not score.error, score.error
+    assert score.recall >= THRESHOLD, (score.document, score.examples)
+    if parent:
+        assert score.parent_accuracy >= THRESHOLD, (score.document, score.examples)
+    assert score.number_accuracy is None or score.number_accuracy >= THRESHOLD, (score.document, score.examples)
+    assert score.not_sections == 0 and score.repeated_titles == 0 and score.toc_sections == 0, score.examples
+
+
+def test_bundled_report_is_exact():
+    (score,) = run_structure_benchmark(BUNDLED_OUTLINES)
+    assert score.expected == score.found == score.recovered == 22
+    assert score.recall == score.parent_accuracy == score.number_accuracy == 1.0
+
+
+@pytest.mark.parametrize("name", ["rfc8446", "switch-transformers-marker", "irs-irm-2.3.59-pdf"])
+def test_real_documents_meet_the_thresholds(real_scores, name):
+    _check(real_scores[name])
+
+
+def test_flat_markdown_without_numbers_meets_recall_and_artifact_thresholds(real_scores):
+    _check(real_scores["imf-weo-2023-unstructured"], parent=False)
+
+
+@pytest.mark.xfail(strict=True, reason="IMF: 'Inflation Peaking' is a sub-heading of 'The Forecast' only by font "
+                                       "size in the PDF; the Markdown gives flat '#' and no numbers (known gap)")
+def test_flat_markdown_parents(real_scores):
+    assert real_scores["imf-weo-2023-unstructured"].parent_accuracy >= THRESHOLD
+
+
+def _reconstruct(text, mask, start, end):
+    kept = "".join(ch for i, ch in enumerate(text[start:end], start) if not mask[i])
+    return re.sub(r"\s+", " ", kept).strip()
+
+
+def test_every_chunk_of_every_real_document_maps_back(settings):
+    assert REAL.is_dir(), f"the real-document corpus is missing: {REAL}"
+    chunker = Chunker.from_settings(settings)
+    result = ingest_paths(sorted(p for p in REAL.rglob("*") if p.suffix in (".md", ".txt", ".pdf")
+                                 and p.stem != "SOURCE"), chunker)
+    assert not result.failures, result.failures
+    assert len(result.documents) == 4
+    docs = {d.id: d for d in result.documents}
+    masks = {d.id: parse_document(d).mask for d in result.documents}
+    for chunk in result.chunks:
+        doc = docs[chunk.document_id]
+        assert chunk.tokens <= settings.chunk_tokens
+        assert _reconstruct(doc.text, masks[doc.id], chunk.char_start, chunk.char_end) == chunk.text, chunk.id
+
+
+def test_pdf_chunks_cite_their_bookmark_page(settings):
+    """IRS manual: each bookmarked section's first chunk is on the page its bookmark targets."""
+    import json
+
+    folder = REAL / "irs-irm-2.3.59-pdf"
+    outline = json.loads((folder / "outline.json").read_text())
+    result = ingest_paths([folder / "irm-2.3.59.pdf"], Chunker.from_settings(settings))
+    first_chunk = {}
+    for c in result.chunks:
+        first_chunk.setdefault(c.section_id, c)
+    by_title = {" ".join(s.title.split()): s for s in result.sections}
+    checked = 0
+    for expected in outline["sections"]:
+        title = " ".join(f"{expected['number']} {expected['title']}".split())
+        section = by_title.get(title)
+        assert section is not None, title
+        if section.id in first_chunk:
+            assert first_chunk[section.id].page == expected["page"], (title, first_chunk[section.id].page)
+            assert first_chunk[section.id].page_label
+            checked += 1
+    assert checked >= 100
