@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from ingest.numbering import parse_numbering
+
 # How many non-blank lines at each page edge are looked at, and how often a line must recur there.
 EDGE_LINES = 6
 MIN_RECURRENCE = 3
@@ -19,6 +21,7 @@ MIN_PAGE_SHARE = 0.25
 # Without page breaks: lines this close to a page-number line count as its neighbours.
 ANCHOR_REACH = 2
 MAX_FURNITURE_CHARS = 200  # a running header or footer is one short line
+MIN_PAGE_CHARS = 1000  # footers recur about a page of text apart (a page holds ~2,000-4,000 chars)
 
 _PAGE_NUMBER = re.compile(
     r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
@@ -93,16 +96,17 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
     cores: dict[str, set[int]] = {}
     numbered: dict[int, list[str]] = {}
     for i in allowed:
-        if len(lines[i]) > MAX_FURNITURE_CHARS:
-            continue
+        if len(lines[i]) > MAX_FURNITURE_CHARS or parse_numbering(lines[i]) is not None:
+            continue  # a numbered heading ("12. Results") is not a footer
         for core, number in _numbered_cores(lines[i]):
             cores.setdefault(core, set()).add(number)
             numbered.setdefault(i, []).append(core)
     kinds: dict[int, str] = {}
+    spread = {c for c, where in _positions(numbered).items() if _is_spread(where, lines)}
     for i in sorted(allowed):
         if is_page_number(lines[i]) and len(lines[i].strip()) < 20:
             kinds[i] = "page-number"
-        elif any(len(cores[c]) >= MIN_RECURRENCE for c in numbered.get(i, ())):
+        elif any(len(cores[c]) >= MIN_RECURRENCE and c in spread for c in numbered.get(i, ())):
             kinds[i] = "footer"
     anchors = sorted(kinds)
     near: Counter[str] = Counter()
@@ -120,6 +124,22 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
             if i not in kinds and fold(lines[i]) and near[fold(lines[i])] >= MIN_RECURRENCE:
                 kinds[i] = "header"
     return Furniture(kinds)
+
+
+def _positions(numbered: dict[int, list[str]]) -> dict[str, list[int]]:
+    where: dict[str, list[int]] = {}
+    for i in sorted(numbered):
+        for core in numbered[i]:
+            where.setdefault(core, []).append(i)
+    return where
+
+
+def _is_spread(where: list[int], lines: list[str]) -> bool:
+    """A footer comes once a page: its occurrences are a page of text apart, not line after line."""
+    if len(where) < 2:
+        return False
+    text_between = sum(len(lines[i]) for i in range(where[0], where[-1] + 1)) / (len(where) - 1)
+    return text_between >= MIN_PAGE_CHARS
 
 
 def form_feed_pages(lines: list[str]) -> list[range] | None:
