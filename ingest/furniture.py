@@ -80,6 +80,8 @@ def by_page_edges(lines: list[str], pages: list[range]) -> Furniture:
         for side, keys, kind in ((top, top_keys, "header"), (bottom, bottom_keys, "footer")):
             # Walk inward from the edge while lines are furniture; the first body line stops the walk.
             for i in side:
+                if len(lines[i]) > MAX_FURNITURE_CHARS:
+                    break  # a paragraph is body text, however often it recurs
                 if is_page_number(lines[i]):
                     kinds[i] = "page-number"
                 elif keys[fold(lines[i])] >= need and fold(lines[i]):
@@ -121,7 +123,8 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
         near.update({fold(lines[i]) for i in around})
     for around in neighbours:
         for i in around:
-            if i not in kinds and fold(lines[i]) and near[fold(lines[i])] >= MIN_RECURRENCE:
+            if (i not in kinds and fold(lines[i]) and near[fold(lines[i])] >= MIN_RECURRENCE
+                    and len(lines[i]) <= MAX_FURNITURE_CHARS):
                 kinds[i] = "header"
     return Furniture(kinds)
 

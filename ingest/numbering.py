@@ -24,7 +24,7 @@ _KEYWORD = re.compile(
 _PAREN = re.compile(r"^\((?P<num>\d{1,3}|[ivxlcdm]{1,6}|[IVXLCDM]{1,6}|[a-z]|[A-Z])\)\s*(?P<rest>\S.*)$")
 # 4.1.2.  / B.3.1. / 14.35.1 / 2.3.59.1 / A. — a letter only as the first part.
 _DECIMAL = re.compile(r"^(?P<num>(?:\d{1,3}|[A-Z])(?:\.\d{1,3})+)\.?(?=\s)\s*(?P<rest>\S.*)$")
-_SINGLE = re.compile(r"^(?P<num>\d{1,3}|[A-Z])\.(?=\s)\s*(?P<rest>\S.*)$")
+_SINGLE = re.compile(r"^(?P<num>\d{1,4}|[A-Z])\.(?=\s)\s*(?P<rest>\S.*)$")
 _BARE = re.compile(r"^(?P<num>\d{1,3})\s+(?P<rest>[A-Z].*)$")  # "1 Introduction" (explicit headings only)
 # Exhibit / figure style "2.3.59-17": a number of a series, never a parent of decimal sections.
 _SERIES = re.compile(r"^(?P<num>\d{1,3}(?:\.\d{1,3})*-\d{1,4})(?=\s)\s*(?P<rest>\S.*)$")

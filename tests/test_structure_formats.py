@@ -58,7 +58,7 @@ def test_markdown_label_headings_and_running_headers_are_not_sections():
     footer = "Example Agency | March 2024"
     text = "# Cover\n# WORDS\n# ON\n# COVER\n\nIntro sentence that is long enough to be prose here.\n"
     for page in range(1, 6):
-        text += (f"# Findings Part {page}\n\n" if page == 2 else "") + BODY + "\n"
+        text += (f"# Findings Part {page}\n\n" if page == 2 else "") + " ".join([BODY] * 8) + "\n"
         text += f"{footer} {page}\n# RUNNING HEAD OF THE REPORT\n"
     text += "# Median country\n# United States\n# Euro area\n# (Percent)\n# 8/ Excludes one country.\n# Oil 7/\n"
     parsed = parse_report(text)
@@ -119,7 +119,8 @@ def _pdf(path: Path, bookmarks: bool, nested: bool = False, labels: bool = False
 
     pdf = FPDF()
     pdf.set_font("Helvetica", size=11)
-    chapters = [("1 Energy", ["1.1 Supply", "1.2 Demand"]), ("2 Transport", ["2.1 Roads"])]
+    chapters = [("1. Energy", ["1.1 Supply", "1.2 Demand"]), ("2. Transport", ["2.1 Roads"])]
+    words = ["Solar", "Wind", "Rail", "Harbour", "Bridge", "Canal"]
     page = 0
     for title, subs in chapters:
         for n, heading in enumerate([title] + subs):
@@ -133,7 +134,7 @@ def _pdf(path: Path, bookmarks: bool, nested: bool = False, labels: bool = False
             if bookmarks:
                 pdf.start_section(heading if not nested else heading.split(" ", 1)[1], level=1 if (nested and n) else 0)
             pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=heading)
-            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=BODY)
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"{words[page]} work is planned. {BODY}")
             pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"Page {page}")
     pdf.output(str(path))
 
