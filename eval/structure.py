@@ -291,15 +291,79 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m eval.structure")
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?")
+    parser.add_argument("--hostile", action="store_true", help="time hostile documents, check no sentence is lost")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--examples", action="store_true", help="list a few misses of each kind")
     args = parser.parse_args(argv)
+    if args.hostile:
+        print(format_hostile(hostile_benchmark()))
+        return 0
     scores = run_structure_benchmark(args.folder)
     print(scores_json(scores) if args.json else format_table(scores))
     if args.examples and not args.json:
         print(format_examples(scores))
     return 0
+
+
+
+
+# ------------------------------------------------------------------ hostile documents
+
+
+@dataclass
+class HostileResult:
+    case: str
+    chars: int
+    seconds: float
+    sentences: int  # body sentences written into the document
+    kept: int  # of those, found in the recovered sections' text
+
+
+def _hostile_cases() -> list[tuple[str, str, str, list[str]]]:
+    """(name, format, text, body sentences that must survive)."""
+    cases = []
+    dots = "Dots follow here. " + "." * 200_000 + "\n\nAfter the dots a sentence stays.\n"
+    cases.append(("200 kB line of dots", "text", dots, ["Dots follow here.", "After the dots a sentence stays."]))
+    words = " ".join(f"word{i % 997}" for i in range(1_100_000))
+    one_line = "A single line opens. " + words[: 10_000_000] + " It ends here.\n"
+    cases.append(("10 MB on one line", "text", one_line, ["A single line opens.", "It ends here."]))
+    nested, sentences, number = [], [], []
+    for n in range(3000):
+        number = number + [1] if n % 3 == 0 and len(number) < 60 else (number[:-1] + [number[-1] + 1] if number else [1])
+        label = ".".join(map(str, number))
+        nested.append(f"{label}. Heading {n}\n\nText of section {n} is here.\n")
+        sentences.append(f"Text of section {n} is here.")
+    cases.append(("3,000 nested numbered headings", "text", "\n".join(nested), sentences))
+    pages, kept = [], []
+    for n in range(1, 5001):
+        pages.append(f"ACME Annual Review                     2030\n\nPage body {n} says something.\n\n"
+                     f"ACME Corporation                    [Page {n}]\n")
+        kept.append(f"Page body {n} says something.")
+    cases.append(("5,000 pages of repeated headers", "text", "\f\n".join(pages), kept))
+    return cases
+
+
+def hostile_benchmark() -> list[HostileResult]:
+    from ingest.records import Document
+
+    results = []
+    for name, kind, text, sentences in _hostile_cases():
+        doc = Document("hostile", f"hostile.{kind}", "", text, "0", kind)
+        started = time.perf_counter()
+        parsed = parse_document(doc)
+        seconds = time.perf_counter() - started
+        body = " ".join(section_texts(doc, parsed).values())
+        results.append(HostileResult(name, len(text), seconds, len(sentences), sum(s in body for s in sentences)))
+    return results
+
+
+def format_hostile(results: list[HostileResult]) -> str:
+    lines = [f"{'case':<34}{'chars':>12}{'seconds':>10}{'µs/char':>10}{'sentences':>11}{'kept':>8}"]
+    for r in results:
+        lines.append(f"{r.case:<34}{r.chars:>12,}{r.seconds:>10.2f}{1e6 * r.seconds / r.chars:>10.3f}"
+                     f"{r.sentences:>11}{r.kept:>8}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
