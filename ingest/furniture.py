@@ -21,7 +21,7 @@ MIN_PAGE_SHARE = 0.25
 # Without page breaks: lines this close to a page-number line count as its neighbours.
 ANCHOR_REACH = 2
 MAX_FURNITURE_CHARS = 200  # a running header or footer is one short line
-MIN_PAGE_CHARS = 1000  # footers recur about a page of text apart (a page holds ~2,000-4,000 chars)
+MIN_PAGE_CHARS = 200  # footers recur a page apart, never on neighbouring lines (a listing "Step 1", "Step 2")
 
 _PAGE_NUMBER = re.compile(
     r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
