@@ -128,6 +128,7 @@ def mask_markdown_markup(doc) -> None:
 OUTLINE_TOC_MIN = 3
 OUTLINE_TOC_GAP = 2
 MIN_PREFIX_WORDS = 3
+MAX_PREFIX_WORDS = 24  # a wrapped ToC line is a title's first words; longer "titles" are not looked into
 
 
 def _toc_key(text: str) -> str:
@@ -145,7 +146,8 @@ def remove_outline_toc(doc) -> None:
             later[_norm(line.heading)] = idx  # last occurrence: the heading in the body
     if not later:
         return
-    prefixes = {" ".join(k.split()[:n]) for k in later for n in range(MIN_PREFIX_WORDS, len(k.split()))}
+    prefixes = {" ".join(k.split()[:n]) for k in later
+                for n in range(MIN_PREFIX_WORDS, min(len(k.split()), MAX_PREFIX_WORDS))}
 
     def names_later(idx: int) -> bool:
         line = doc.lines[idx]

@@ -44,6 +44,27 @@ def fold(text: str) -> str:
     return " ".join(text.split()).strip(" .").lower()
 
 
+def exact(text: str) -> str:
+    return " ".join(_MD_MARKERS.sub("", text).split()).lower()
+
+
+_SENTENCE = re.compile(r"[a-z]{2,}.*[a-z)\]\d][.!?][\"'”’)]?\s*$")
+
+
+def reads_as_sentence(text: str) -> bool:
+    """Body prose ("Text of section 12 is here."): several words, lower-case ones, a full stop at the end."""
+    t = text.strip()
+    return len(t.split()) >= 4 and bool(_SENTENCE.search(t))
+
+
+def _recurs(line: str, exact_counts: Counter, folded_counts: Counter, need: int) -> bool:
+    """Identical text recurring is furniture; text recurring only with its numbers changed is, unless it
+    reads as a sentence (body lines that differ only in a number are still body)."""
+    if exact_counts[exact(line)] >= need:
+        return True
+    return folded_counts[fold(line)] >= need and bool(fold(line)) and not reads_as_sentence(line)
+
+
 def is_page_number(text: str) -> bool:
     return bool(text.strip()) and bool(_PAGE_NUMBER.match(_MD_MARKERS.sub("", text)))
 
@@ -67,24 +88,24 @@ def _edges(lines: list[str], page: range) -> tuple[list[int], list[int]]:
 
 def by_page_edges(lines: list[str], pages: list[range]) -> Furniture:
     """Furniture of a document whose page breaks are known (form feeds, PDF pages)."""
-    top_keys: Counter[str] = Counter()
-    bottom_keys: Counter[str] = Counter()
+    counts = {side: (Counter(), Counter()) for side in ("header", "footer")}
     edges = [_edges(lines, page) for page in pages]
     for top, bottom in edges:
-        top_keys.update({fold(lines[i]) for i in top})
-        bottom_keys.update({fold(lines[i]) for i in bottom})
+        for side, where in (("header", top), ("footer", bottom)):
+            counts[side][0].update({exact(lines[i]) for i in where})
+            counts[side][1].update({fold(lines[i]) for i in where})
     # On every page of a short document, or on a good share of a long one's pages.
     need = max(2, min(len(pages), max(MIN_RECURRENCE, int(MIN_PAGE_SHARE * len(pages)))))
     kinds: dict[int, str] = {}
     for top, bottom in edges:
-        for side, keys, kind in ((top, top_keys, "header"), (bottom, bottom_keys, "footer")):
+        for side, kind in ((top, "header"), (bottom, "footer")):
             # Walk inward from the edge while lines are furniture; the first body line stops the walk.
             for i in side:
                 if len(lines[i]) > MAX_FURNITURE_CHARS:
                     break  # a paragraph is body text, however often it recurs
                 if is_page_number(lines[i]):
                     kinds[i] = "page-number"
-                elif keys[fold(lines[i])] >= need and fold(lines[i]):
+                elif _recurs(lines[i], *counts[kind], need):
                     kinds[i] = kind
                 else:
                     break
@@ -112,6 +133,7 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
             kinds[i] = "footer"
     anchors = sorted(kinds)
     near: Counter[str] = Counter()
+    near_exact: Counter[str] = Counter()
     neighbours: list[list[int]] = []
     non_blank = [i for i in range(len(lines)) if lines[i].strip()]
     position = {line: n for n, line in enumerate(non_blank)}
@@ -121,10 +143,11 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
                   if non_blank[k] != a and non_blank[k] in allowed]
         neighbours.append(around)
         near.update({fold(lines[i]) for i in around})
+        near_exact.update({exact(lines[i]) for i in around})
     for around in neighbours:
         for i in around:
-            if (i not in kinds and fold(lines[i]) and near[fold(lines[i])] >= MIN_RECURRENCE
-                    and len(lines[i]) <= MAX_FURNITURE_CHARS):
+            if (i not in kinds and len(lines[i]) <= MAX_FURNITURE_CHARS
+                    and _recurs(lines[i], near_exact, near, MIN_RECURRENCE)):
                 kinds[i] = "header"
     return Furniture(kinds)
 

@@ -52,6 +52,8 @@ def test_markdown_table_rows_are_whole_units(settings, tmp_path):
     assert len(table_chunks) > 1
     for c in table_chunks:
         assert c.text.startswith("|") and c.text.endswith("|"), c.text[:40]  # never cut mid-row
+        assert "| key | value |" in c.embed_text  # the header row goes with every chunk of the table
+    assert "| row 39 |" in " ".join(c.text for c in table_chunks)
 
 
 def test_markdown_label_headings_and_running_headers_are_not_sections():
