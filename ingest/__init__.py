@@ -24,7 +24,8 @@ __all__ = [
 def parse_document(doc: Document):
     """A document's structure (sections, artifact mask, paragraphs), without chunking or token counting."""
     return parse_report(doc.text, markdown=doc.format == "markdown", page_starts=tuple(doc.page_starts),
-                        bookmarks=tuple(tuple(b) for b in doc.bookmarks))
+                        bookmarks=tuple(tuple(b) for b in doc.bookmarks),
+                        font_headings=tuple(tuple(b) for b in getattr(doc, "font_headings", ())))
 
 
 def with_artifact_counts(doc: Document, parsed) -> Document:

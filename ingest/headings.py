@@ -48,6 +48,8 @@ def text_headings(doc, pdf: bool = False) -> None:
         if pdf and numbering is None:
             continue  # PDF text has no blank lines to tell an unnumbered title from a short body line
         line = doc.lines[idx]
+        if line.heading is not None:
+            continue
         line.heading = " ".join(line.text.split())
         line.numbering = numbering
 
@@ -65,6 +67,22 @@ def bookmark_headings(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> No
         line.stated_level = mark.depth if nested else 0
         for extra in range(first + 1, end):
             doc.lines[extra].heading_part = True
+
+
+def font_size_headings(doc, page_starts: tuple[int, ...], found: tuple) -> None:
+    """A PDF without bookmarks: lines its fonts set apart, placed by their printed numbers where they have
+    them, else by font size (larger is higher); numbered margin lines the fonts missed still count."""
+    marks = [Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in found]
+    numbered = any(parse_numbering(m.title) for m in marks)
+    pages = page_line_ranges(doc, page_starts)
+    for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, doc.removed(), search_lines=10**9):
+        line = doc.lines[first]
+        if line.heading is None:
+            line.heading = " ".join(line.text.split())
+            line.numbering = parse_numbering(line.heading)
+            line.stated_level = 0 if numbered else mark.depth
+    if numbered:
+        text_headings(doc, pdf=True)
 
 
 def _is_prose(text: str) -> bool:

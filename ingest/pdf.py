@@ -30,18 +30,87 @@ class PdfContent:
     pages: list[str]
     labels: tuple[str, ...]
     bookmarks: list[Bookmark]
+    font_headings: list[Bookmark]  # without bookmarks: lines set larger or bolder than the body text
 
 
 def read_pdf(path) -> PdfContent:
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
-    pages = [page.extract_text() or "" for page in reader.pages]
+    marks = _bookmarks(reader)
+    pages, fonts = [], []
+    for page in reader.pages:
+        if marks:
+            pages.append(page.extract_text() or "")
+            continue
+        runs = FontRuns()
+        pages.append(page.extract_text(visitor_text=runs.visit) or "")
+        fonts.append(runs.lines())
     try:
         labels = tuple(str(label) for label in reader.page_labels)
     except Exception:  # a damaged label tree must not cost the text; labels are then the page numbers
         labels = tuple(str(n) for n in range(1, len(pages) + 1))
-    return PdfContent(pages, labels, _bookmarks(reader))
+    return PdfContent(pages, labels, marks, font_headings(fonts) if fonts else [])
+
+
+# Font fallback: a heading is set at least this much larger than the body, or bold at body size.
+LARGER = 1.15
+MAX_HEADING_WORDS = 15
+
+
+class FontRuns:
+    """Collects, per text line of a page, its characters per (font size, bold) from pypdf's text visitor."""
+
+    def __init__(self):
+        self._lines: list[tuple[str, dict]] = []
+        self._text: list[str] = []
+        self._sizes: dict[tuple[float, bool], int] = {}
+
+    def visit(self, text, cm, tm, font, size) -> None:
+        scale = abs((tm[3] if tm else 1) or 1) * abs((cm[3] if cm else 1) or 1)
+        bold = "bold" in str((font or {}).get("/BaseFont", "")).lower()
+        for n, piece in enumerate(str(text).split("\n")):
+            if n:
+                self._close()
+            if piece.strip():
+                self._text.append(piece)
+                key = (round(float(size or 0) * scale, 1), bold)
+                self._sizes[key] = self._sizes.get(key, 0) + len(piece.strip())
+
+    def _close(self) -> None:
+        if self._text:
+            self._lines.append((" ".join("".join(self._text).split()), self._sizes))
+        self._text, self._sizes = [], {}
+
+    def lines(self) -> list[tuple[str, float, bool, int]]:
+        """(text, size, bold, chars) of each line, by its dominant font."""
+        self._close()
+        out = []
+        for text, sizes in self._lines:
+            (size, bold), _ = max(sizes.items(), key=lambda kv: kv[1])
+            out.append((text, size, bold, sum(sizes.values())))
+        return out
+
+
+def font_headings(pages: list[list[tuple[str, float, bool, int]]]) -> list[Bookmark]:
+    """Short lines set larger (or bold) than the body, as bookmarks whose depth ranks their size."""
+    chars: dict[float, int] = {}
+    for lines in pages:
+        for _, size, bold, n in lines:
+            if not bold:
+                chars[size] = chars.get(size, 0) + n
+    if not chars:
+        return []
+    body = max(chars.items(), key=lambda kv: kv[1])[0]
+    found: list[tuple[int, str, float, bool]] = []
+    for page, lines in enumerate(pages):
+        for text, size, bold, _ in lines:
+            words = text.split()
+            if (size >= body * LARGER or (bold and size >= body)) and 0 < len(words) <= MAX_HEADING_WORDS \
+                    and re.search(r"[^\W\d_]{2}", text) and not re.search(r"[.,;]$", text):
+                found.append((page, text, size, bold))
+    ranks = sorted({(-size, bold) for _, _, size, bold in found})
+    return [Bookmark(text, page, ranks.index((-size, bold)) + 1) for page, text, size, bold in found]
 
 
 def _bookmarks(reader) -> list[Bookmark]:
@@ -106,7 +175,7 @@ def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[st
 
 
 def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: list[range],
-                     skip: set[int]) -> list[tuple[int, int, Bookmark]]:
+                     skip: set[int], search_lines: int = TITLE_SEARCH_LINES) -> list[tuple[int, int, Bookmark]]:
     """(first line, end line, bookmark) for every bookmark, in reading order."""
     anchored: list[tuple[int, int, Bookmark]] = []
     cursor = 0
@@ -126,9 +195,11 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
                 if re.match(rf"^(?:\w+\s+)?{re.escape(numbering.label)}(?![\w.\-])", line):
                     found = i
                     break
-            elif i - start < TITLE_SEARCH_LINES and _words(line) and _prefix_match(_words(line), title_words):
+            elif i - start < search_lines and _words(line) and _prefix_match(_words(line), title_words):
                 found = i
                 break
+        if found is None and search_lines != TITLE_SEARCH_LINES:
+            continue  # a font heading not found in the text is dropped, never guessed
         if found is None:
             first = next((i for i in range(start, page.stop) if i not in skip and texts[i].strip()), start)
             anchored.append((first, first, mark))

@@ -71,6 +71,7 @@ def read_report(path: Path, max_file_mb: float | None = None) -> Document:
     page_starts: tuple[int, ...] = ()
     labels: tuple[str, ...] = ()
     bookmarks: tuple[tuple[str, int, int], ...] = ()
+    font_headings: tuple[tuple[str, int, int], ...] = ()
     if kind == "pdf":
         if not data.startswith(b"%PDF"):
             raise UnreadableReport("not a PDF file (missing %PDF header)")
@@ -78,6 +79,7 @@ def read_report(path: Path, max_file_mb: float | None = None) -> Document:
         text, page_starts = join_pages(content.pages)
         labels = content.labels
         bookmarks = tuple((b.title, b.page, b.depth) for b in content.bookmarks)
+        font_headings = tuple((b.title, b.page, b.depth) for b in content.font_headings)
         if not text.strip():
             raise UnreadableReport("PDF has no extractable text (scanned images need OCR first)")
     else:
@@ -94,4 +96,5 @@ def read_report(path: Path, max_file_mb: float | None = None) -> Document:
         page_starts=page_starts,
         page_labels=labels,
         bookmarks=bookmarks,
+        font_headings=font_headings,
     )

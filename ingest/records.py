@@ -17,6 +17,7 @@ class Document:
     page_starts: tuple[int, ...] = ()  # char offset where each page begins (PDF only)
     page_labels: tuple[str, ...] = ()  # printed page label of each page ("iii", "12"), PDF only
     bookmarks: tuple[tuple[str, int, int], ...] = ()  # PDF outline: (title, 0-based page, depth)
+    font_headings: tuple[tuple[str, int, int], ...] = ()  # PDF without outline: larger/bolder lines, same shape
     # What artifact removal took out (reported by `reportqa ingest --json`)
     toc_lines_removed: int = 0
     headers_removed: int = 0

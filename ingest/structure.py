@@ -181,7 +181,7 @@ class _Doc:
 
 
 def parse_report(doc_text: str, markdown: bool = True, page_starts: tuple[int, ...] = (),
-                 bookmarks: tuple = ()) -> ParsedReport:
+                 bookmarks: tuple = (), font_headings: tuple = ()) -> ParsedReport:
     """Recover title, sections and artifact mask from a report's original text (PDF: its extracted text,
     with page starts and bookmarks)."""
     from ingest import artifacts, headings
@@ -192,6 +192,8 @@ def parse_report(doc_text: str, markdown: bool = True, page_starts: tuple[int, .
     toc = artifacts.remove_dot_leader_toc(doc)
     if bookmarks:
         headings.bookmark_headings(doc, page_starts, bookmarks)
+    elif font_headings and page_starts:
+        headings.font_size_headings(doc, page_starts, font_headings)
     elif markdown:
         headings.markdown_headings(doc)
     else:

@@ -188,3 +188,28 @@ def test_files_over_the_size_limit_are_skipped_with_a_reason(tmp_path, settings)
     path.write_text("x" * (2 * 1024 * 1024))
     result = ingest_paths([path], _chunker(settings), max_file_mb=1)
     assert result.failures and "over the 1 MB limit" in result.failures[0].reason
+
+
+def test_pdf_without_bookmarks_reads_heading_levels_from_font_size(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+
+    def line(text, size, style=""):
+        pdf.set_font("Helvetica", style, size)
+        pdf.multi_cell(0, size * 0.6, new_x="LMARGIN", new_y="NEXT", text=text)
+
+    line("Regional Outlook", 20, "B")
+    for title, subs in (("Energy Markets", ["Supply Side", "Demand Side"]), ("Transport Networks", ["Roads"])):
+        line(title, 15, "B")
+        line(BODY, 11)
+        for sub in subs:
+            line(sub, 12, "B")
+            line(f"{sub} matters. " + BODY, 11)
+    path = tmp_path / "fonts.pdf"
+    pdf.output(str(path))
+    parsed = parse_document(read_report(path))
+    assert parsed.title == "Regional Outlook"
+    assert [(s.title, s.level) for s in parsed.sections if s.title] == [
+        ("Energy Markets", 1), ("Supply Side", 2), ("Demand Side", 2), ("Transport Networks", 1), ("Roads", 2)]
