@@ -82,9 +82,27 @@ def _interrupts_sentence(doc, idx: int) -> bool:
     return not _TERMINAL.search(before.text) and strip_markup(after.text)[:1].islower()
 
 
+_PAGE_AT_END = re.compile(r"^(?:\d{1,4}\s+(?P<a>\D.*)|(?P<b>.*\D)\s+\d{1,4})$")
+
+
+def _without_page_number(heading: str) -> str | None:
+    """"12 CHAPTER 1. COMPILATION" -> "chapter 1 compilation": a heading that carries a page number."""
+    m = _PAGE_AT_END.match(heading.strip())
+    key = _norm(m["a"] or m["b"]) if m else ""
+    return key if len(key.split()) >= 2 else None  # "Step 1", "Step 2" are a sequence, not a header
+
+
 def remove_heading_furniture(doc, title: str) -> None:
-    """Unnumbered headings that are running headers: the title repeated, one that cuts a sentence in two,
-    or the same heading text recurring on three or more pages."""
+    """Headings that are running headers: the title repeated, one that cuts a sentence in two, the same
+    unnumbered text recurring on three or more pages, or one that recurs with only a page number changed."""
+    paged: dict[str, int] = {}
+    for ln in doc.lines:
+        if ln.heading is not None and (key := _without_page_number(ln.heading)):
+            paged[key] = paged.get(key, 0) + 1
+    for idx, line in enumerate(doc.lines):
+        key = _without_page_number(line.heading) if line.heading is not None and not line.removed else None
+        if key and paged[key] >= furniture.MIN_RECURRENCE:
+            doc.remove(idx, "header")
     norm_title = _norm(title)
     counts: dict[str, int] = {}
     for ln in doc.lines:

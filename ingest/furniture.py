@@ -20,7 +20,7 @@ MIN_RECURRENCE = 3
 MIN_PAGE_SHARE = 0.25
 # Without page breaks: lines this close to a page-number line count as its neighbours.
 ANCHOR_REACH = 2
-MAX_FURNITURE_CHARS = 200  # a running header or footer is one short line
+MAX_FURNITURE_CHARS = 120  # a running header or footer is one short line
 MIN_PAGE_CHARS = 200  # footers recur a page apart, never on neighbouring lines (a listing "Step 1", "Step 2")
 
 _PAGE_NUMBER = re.compile(
@@ -54,6 +54,8 @@ _SENTENCE = re.compile(r"[a-z]{2,}.*[a-z)\]\d][.!?][\"'”’)]?\s*$")
 def reads_as_sentence(text: str) -> bool:
     """Body prose ("Text of section 12 is here."): several words, lower-case ones, a full stop at the end."""
     t = text.strip()
+    if len(t.split()) >= 8 and re.search(r"\b[a-z]{3,}[.!?] [A-Z][a-z]", t):  # not "Cat. No."
+        return True  # one sentence ends and the next begins: running text
     return len(t.split()) >= 4 and bool(_SENTENCE.search(t))
 
 
@@ -146,7 +148,8 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
         near_exact.update({exact(lines[i]) for i in around})
     for around in neighbours:
         for i in around:
-            if (i not in kinds and len(lines[i]) <= MAX_FURNITURE_CHARS
+            # Without page breaks the evidence is weaker: a sentence beside a page number stays body text.
+            if (i not in kinds and len(lines[i]) <= MAX_FURNITURE_CHARS and not reads_as_sentence(lines[i])
                     and _recurs(lines[i], near_exact, near, MIN_RECURRENCE)):
                 kinds[i] = "header"
     return Furniture(kinds)

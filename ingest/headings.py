@@ -86,8 +86,11 @@ def font_size_headings(doc, page_starts: tuple[int, ...], found: tuple) -> None:
 
 
 def _is_prose(text: str) -> bool:
-    words = text.split()
-    return len(words) >= PROSE_MIN_WORDS and bool(_PROSE_END.search(text.strip()))
+    """A sentence ("First step."), or a longer run of words that ends like one."""
+    words, t = text.split(), text.strip()
+    if len(words) >= 2 and re.search(r"[a-z][.!?][\"”’)]?$", t):
+        return True
+    return len(words) >= PROSE_MIN_WORDS and bool(_PROSE_END.search(t))
 
 
 def _is_label(title: str) -> bool:

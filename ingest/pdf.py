@@ -152,6 +152,22 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^\w]+", " ", text.lower()).split()
 
 
+def _find_anchor(texts: list[str], lines: range, skip: set[int], numbering, title_words: list[str],
+                 search_lines: int) -> int | None:
+    """The line a bookmark points at: its printed number at the line start; unnumbered, the line that is
+    exactly its title anywhere on the page, else one that starts it near the top."""
+    candidates = [i for i in lines if i not in skip]
+    if numbering is not None:
+        # "3.2" also matches "3.2." and "Exhibit 3.2", never "3.2.1" or "13.2"
+        label = re.compile(rf"^(?:\w+\s+)?{re.escape(numbering.label)}(?![\w\-]|\.\w)", re.I)
+        return next((i for i in candidates if label.match(texts[i].strip())), None)
+    exact = next((i for i in candidates if _words(texts[i]) == title_words), None)
+    if exact is not None:
+        return exact
+    return next((i for i in candidates[:search_lines] if _words(texts[i]) and
+                 _prefix_match(_words(texts[i]), title_words)), None)
+
+
 def _prefix_match(line_words: list[str], title_words: list[str]) -> bool:
     """The line starts the title (a wrapped heading) or the title starts the line."""
     n = min(len(line_words), len(title_words))
@@ -186,18 +202,7 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
         start = max(page.start, cursor)
         numbering = parse_numbering(mark.title, explicit=True)
         title_words = _words(numbering.rest if numbering else mark.title)
-        found = None
-        for i in range(start, page.stop):
-            if i in skip:
-                continue
-            line = texts[i].strip()
-            if numbering is not None:
-                if re.match(rf"^(?:\w+\s+)?{re.escape(numbering.label)}(?![\w.\-])", line):
-                    found = i
-                    break
-            elif i - start < search_lines and _words(line) and _prefix_match(_words(line), title_words):
-                found = i
-                break
+        found = _find_anchor(texts, range(start, page.stop), skip, numbering, title_words, search_lines)
         if found is None and search_lines != TITLE_SEARCH_LINES:
             continue  # a font heading not found in the text is dropped, never guessed
         if found is None:

@@ -213,3 +213,17 @@ def test_pdf_without_bookmarks_reads_heading_levels_from_font_size(tmp_path):
     assert parsed.title == "Regional Outlook"
     assert [(s.title, s.level) for s in parsed.sections if s.title] == [
         ("Energy Markets", 1), ("Supply Side", 2), ("Demand Side", 2), ("Transport Networks", 1), ("Roads", 2)]
+
+
+def test_markdown_page_headers_with_page_numbers_are_not_sections():
+    """A converter's page headers ("## 12 CHAPTER 1. COMPILATION") become neither sections nor body."""
+    text = "# Compilers\n\n# Chapter 1 Compilation\n\n" + BODY + "\n\n## 1.1 Compiled Languages\n\n"
+    for page in range(12, 17):
+        text += BODY + " It continues\n\n" + f"## {page} CHAPTER 1. COMPILATION\n\n" + "on the next page.\n\n"
+    text += "## Step 1\n\nFirst step.\n\n## Step 2\n\nSecond step.\n\n## Step 3\n\nThird step.\n"
+    parsed = parse_report(text)
+    titles = [s.title for s in parsed.sections if s.title]
+    assert titles == ["Chapter 1 Compilation", "1.1 Compiled Languages", "Step 1", "Step 2", "Step 3"], titles
+    assert sum(parsed.artifact_counts().get(k, 0) for k in ("header", "footer")) == 5
+    body = " ".join(parsed.paragraphs and [" ".join(text[a:b] for a, b in spans) for spans in parsed.paragraphs.values()])
+    assert body.count("on the next page.") == 5 and body.count("It continues") == 5
