@@ -22,10 +22,10 @@ def page_line_ranges(doc, page_starts: tuple[int, ...]) -> list[range]:
     return [range(max(0, bounds[i]), bounds[i + 1]) for i in range(len(page_starts))]
 
 
-def remove_page_furniture(doc, page_starts: tuple[int, ...]) -> None:
+def remove_page_furniture(doc, page_starts: tuple[int, ...], protected: set[int] = frozenset()) -> None:
     pages = page_line_ranges(doc, page_starts) if page_starts else furniture.form_feed_pages(doc.texts)
     if pages:
-        found = furniture.by_page_edges(doc.texts, pages)
+        found = furniture.by_page_edges(doc.texts, pages, protected)
     else:
         found = furniture.by_page_number_anchors(doc.texts)
     for idx, kind in found.kinds.items():

@@ -88,8 +88,9 @@ def _edges(lines: list[str], page: range) -> tuple[list[int], list[int]]:
     return body[:EDGE_LINES], body[::-1][:EDGE_LINES]
 
 
-def by_page_edges(lines: list[str], pages: list[range]) -> Furniture:
-    """Furniture of a document whose page breaks are known (form feeds, PDF pages)."""
+def by_page_edges(lines: list[str], pages: list[range], protected: set[int] = frozenset()) -> Furniture:
+    """Furniture of a document whose page breaks are known (form feeds, PDF pages). ``protected`` lines
+    (where the document's bookmarks point) are headings, never furniture: a walk stops at them."""
     counts = {side: (Counter(), Counter()) for side in ("header", "footer")}
     edges = [_edges(lines, page) for page in pages]
     for top, bottom in edges:
@@ -100,18 +101,40 @@ def by_page_edges(lines: list[str], pages: list[range]) -> Furniture:
     need = max(2, min(len(pages), max(MIN_RECURRENCE, int(MIN_PAGE_SHARE * len(pages)))))
     kinds: dict[int, str] = {}
     for top, bottom in edges:
-        for side, kind in ((top, "header"), (bottom, "footer")):
-            # Walk inward from the edge while lines are furniture; the first body line stops the walk.
-            for i in side:
-                if len(lines[i]) > MAX_FURNITURE_CHARS:
-                    break  # a paragraph is body text, however often it recurs
-                if is_page_number(lines[i]):
-                    kinds[i] = "page-number"
-                elif _recurs(lines[i], *counts[kind], need):
-                    kinds[i] = kind
-                else:
-                    break
+        # Footers first: on a near-empty page the two zones overlap, and a footer line is no header.
+        _walk_edge(lines, _until(bottom, protected), "footer", counts["footer"], need, kinds)
+        _walk_edge(lines, _until([i for i in top if i not in kinds], protected), "header", counts["header"], need, kinds)
     return Furniture(kinds)
+
+
+# A varying line between two footer lines ("2.3.59.1.6 Internal Revenue Manual") is one too. Only at the
+# bottom: at the top, the line under a running header is often the page's first heading.
+SANDWICHED = {"footer": 1, "header": 0}
+
+
+def _until(side: list[int], protected) -> list[int]:
+    for n, i in enumerate(side):
+        if i in protected:
+            return side[:n]
+    return side
+
+
+def _walk_edge(lines: list[str], side: list[int], kind: str, counts, need: int, kinds: dict[int, str]) -> None:
+    """Walk inward from a page edge while lines are furniture; the first body line stops the walk."""
+    pending: list[int] = []
+    for i in side:
+        if len(lines[i]) > MAX_FURNITURE_CHARS or reads_as_sentence(lines[i]) and counts[0][exact(lines[i])] < need:
+            return  # a paragraph or a sentence is body text
+        if is_page_number(lines[i]) or _recurs(lines[i], *counts, need):
+            for j in pending:
+                kinds[j] = kind
+            pending.clear()
+            kinds[i] = "page-number" if is_page_number(lines[i]) else kind
+        elif len(pending) < SANDWICHED[kind] and re.search(r"\d", lines[i]):
+            # it varies because it carries the page's section number (a dictionary-style footer)
+            pending.append(i)
+        else:
+            return
 
 
 def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None) -> Furniture:

@@ -54,6 +54,13 @@ def text_headings(doc, pdf: bool = False) -> None:
         line.numbering = numbering
 
 
+def bookmark_lines(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> set[int]:
+    """The lines bookmarks point at, found before furniture is removed, so furniture never takes them."""
+    marks = [b if isinstance(b, Bookmark) else Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in bookmarks]
+    pages = page_line_ranges(doc, page_starts)
+    return {first for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, set(), exact_only=True)}
+
+
 def bookmark_headings(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> None:
     marks = [b if isinstance(b, Bookmark) else Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in bookmarks]
     nested = len({m.depth for m in marks}) > 1

@@ -191,7 +191,8 @@ def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[st
 
 
 def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: list[range],
-                     skip: set[int], search_lines: int = TITLE_SEARCH_LINES) -> list[tuple[int, int, Bookmark]]:
+                     skip: set[int], search_lines: int = TITLE_SEARCH_LINES,
+                     exact_only: bool = False) -> list[tuple[int, int, Bookmark]]:
     """(first line, end line, bookmark) for every bookmark, in reading order."""
     anchored: list[tuple[int, int, Bookmark]] = []
     cursor = 0
@@ -203,7 +204,7 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
         numbering = parse_numbering(mark.title, explicit=True)
         title_words = _words(numbering.rest if numbering else mark.title)
         found = _find_anchor(texts, range(start, page.stop), skip, numbering, title_words, search_lines)
-        if found is None and search_lines != TITLE_SEARCH_LINES:
+        if found is None and (search_lines != TITLE_SEARCH_LINES or exact_only):
             continue  # a font heading not found in the text is dropped, never guessed
         if found is None:
             first = next((i for i in range(start, page.stop) if i not in skip and texts[i].strip()), start)

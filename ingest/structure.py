@@ -188,7 +188,8 @@ def parse_report(doc_text: str, markdown: bool = True, page_starts: tuple[int, .
     from ingest.sections import build_sections
 
     doc = _Doc(doc_text, markdown)
-    artifacts.remove_page_furniture(doc, page_starts)
+    protected = headings.bookmark_lines(doc, page_starts, bookmarks) if bookmarks else set()
+    artifacts.remove_page_furniture(doc, page_starts, protected)
     toc = artifacts.remove_dot_leader_toc(doc)
     if bookmarks:
         headings.bookmark_headings(doc, page_starts, bookmarks)
