@@ -43,7 +43,7 @@ def markdown_headings(doc) -> None:
             doc.lines[extra].heading_part = True  # a setext underline
 
 
-def text_headings(doc, pdf: bool = False) -> None:
+def text_headings(doc, pdf: bool = False, toc_entries: tuple = ()) -> None:
     for idx, numbering in margin_headings(doc.texts, doc.removed(), need_isolation=not pdf).items():
         if pdf and numbering is None:
             continue  # PDF text has no blank lines to tell an unnumbered title from a short body line
@@ -52,7 +52,24 @@ def text_headings(doc, pdf: bool = False) -> None:
             continue
         line.heading = " ".join(line.text.split())
         line.numbering = numbering
+    if toc_entries:
+        _headings_named_by_toc(doc, toc_entries)
 
+
+def _toc_form(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def _headings_named_by_toc(doc, entries: tuple) -> None:
+    """The document's own ToC is a hint: a numbered line that is exactly one of its entries is a heading,
+    even where its layout (indented, no blank line after) hides it from the margin rule."""
+    wanted = {_toc_form(e.title) for e in entries if e.numbering is not None}
+    for line in doc.lines:
+        if line.heading is None and not line.removed and not line.blank and len(line.text) < 200 \
+                and _toc_form(line.text) in wanted:
+            line.heading = " ".join(line.text.split())
+            line.numbering = parse_numbering(line.heading)
+            wanted.discard(_toc_form(line.text))  # the first occurrence after the ToC is the heading
 
 def bookmark_lines(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> set[int]:
     """The lines bookmarks point at, found before furniture is removed, so furniture never takes them."""

@@ -198,7 +198,7 @@ def parse_report(doc_text: str, markdown: bool = True, page_starts: tuple[int, .
     elif markdown:
         headings.markdown_headings(doc)
     else:
-        headings.text_headings(doc, pdf=bool(page_starts))
+        headings.text_headings(doc, pdf=bool(page_starts), toc_entries=tuple(toc.entries))
     title = "" if bookmarks else artifacts.take_title(doc)
     if not toc.entries and not bookmarks:
         artifacts.remove_heading_toc(doc)

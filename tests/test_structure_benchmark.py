@@ -98,3 +98,31 @@ def test_pdf_chunks_cite_their_bookmark_page(settings):
             assert c.page_label == doc.page_labels[c.page - 1]
             checked += 1
     assert checked >= 300
+
+
+def test_cli_eval_structure_prints_the_table_and_json(capsys):
+    import json
+
+    from service.cli import main
+
+    assert main(["eval", "--structure", str(BUNDLED_OUTLINES)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:4] == ["document", "expected", "recovered", "recall"]
+    assert "bundled" in table
+    assert main(["eval", "--structure", str(BUNDLED_OUTLINES), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["document"] == "bundled" and row["recall"] == 1.0
+    assert main(["eval", "--structure", str(BUNDLED_OUTLINES / "missing")]) == 2
+
+
+def test_cli_sections_json_needs_no_model(built_index, settings, capsys):
+    import json
+
+    from service.cli import main
+
+    assert main(["sections", "--json", "--index", str(settings.index_dir)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    ids = [s["id"] for s in data["sections"]]
+    assert ids[:3] == ["opening", "p1", "p2"] and len(ids) == 23
+    with pytest.raises(SystemExit):
+        main(["sections", "--model", "x"])  # listing sections takes no model flag

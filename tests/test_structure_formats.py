@@ -227,3 +227,10 @@ def test_markdown_page_headers_with_page_numbers_are_not_sections():
     assert sum(parsed.artifact_counts().get(k, 0) for k in ("header", "footer")) == 5
     body = " ".join(parsed.paragraphs and [" ".join(text[a:b] for a, b in spans) for spans in parsed.paragraphs.values()])
     assert body.count("on the next page.") == 5 and body.count("It continues") == 5
+
+
+def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
+    text = ("Contents\n\n   1. Scope ........ 1\n   2. Terms ........ 1\n   3. Method ........ 2\n\n"
+            "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
+    parsed = parse_report(text, markdown=False)
+    assert [s.id for s in parsed.sections if s.title] == ["1", "2", "3"]
