@@ -151,7 +151,10 @@ MAX_PREFIX_WORDS = 24  # a wrapped ToC line is a title's first words; longer "ti
 
 def _toc_key(text: str) -> str:
     """A line as a ToC entry: table pipes, Markdown markers and a trailing page number dropped."""
-    key = _norm(re.sub(r"[|#*_]", " ", text))
+    text = re.sub(r"\]\([^)]*\)", " ", text)  # a Markdown link's target: "[1.1 Scope](#scope)"
+    text = re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+(?=\S)", "", text) if re.match(r"^\s*[-*+]\s", text) else text
+    text = re.sub(r"(?:\.\s?){3,}", " ", text)  # a dot leader
+    key = _norm(re.sub(r"[|#*_\[\]]", " ", text))
     return re.sub(r"(\s\d{1,4}|\s[ivxlcdm]{1,6})+$", "", key)
 
 

@@ -33,14 +33,27 @@ def markdown_headings(doc) -> None:
         if first < len(doc.lines):
             header_end = doc.lines[min(first + 1, len(doc.lines) - 1)].end
             doc.tables.append((doc.lines[first].start, header_end, doc.lines[min(end, len(doc.lines)) - 1].end))
+    previous = None
     for h in blocks.headings:
         if h.line >= len(doc.lines) or doc.lines[h.line].removed:
             continue
         line = doc.lines[h.line]
-        line.heading, line.md_level = h.title, h.md_level
-        line.numbering = parse_numbering(h.title, explicit=True)
+        numbering = parse_numbering(h.title, explicit=True)
+        if numbering is None and previous is not None and _only_blank_between(doc, previous, h.line):
+            # "# Chapter 1" then "# Compilation": one heading printed on two lines
+            doc.lines[previous].heading += f" {h.title}"
+            doc.lines[previous].numbering = parse_numbering(doc.lines[previous].heading, explicit=True)
+            line.heading_part = True
+            previous = None
+            continue
+        line.heading, line.md_level, line.numbering = h.title, h.md_level, numbering
         for extra in range(h.line + 1, min(h.end_line, len(doc.lines))):
             doc.lines[extra].heading_part = True  # a setext underline
+        previous = h.line if numbering is not None and not numbering.rest.strip() else None
+
+
+def _only_blank_between(doc, first: int, last: int) -> bool:
+    return all(doc.lines[i].blank for i in range(first + 1, last))
 
 
 def text_headings(doc, pdf: bool = False, toc_entries: tuple = ()) -> None:

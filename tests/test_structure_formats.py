@@ -234,3 +234,14 @@ def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
             "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
     parsed = parse_report(text, markdown=False)
     assert [s.id for s in parsed.sections if s.title] == ["1", "2", "3"]
+
+
+def test_markdown_heading_split_over_two_lines_and_linked_toc():
+    text = ("# Compilers\n\n## Contents\n\n- [Chapter 1 Compilation](#ch1)\n- [1.1 Compiled Languages](#s11)\n"
+            "- [1.2 Interpreters](#s12)\n\n# Chapter 1\n\n# Compilation\n\n" + BODY + "\n\n"
+            "## 1.1 Compiled Languages\n\n" + BODY + "\n\n## 1.2 Interpreters\n\n" + BODY + "\n")
+    parsed = parse_report(text)
+    sections = [s for s in parsed.sections if s.title]
+    assert [(s.id, s.title) for s in sections] == [
+        ("ch1", "Chapter 1 Compilation"), ("ch1.1", "1.1 Compiled Languages"), ("ch1.2", "1.2 Interpreters")]
+    assert parsed.artifact_counts()["toc"] == 4  # three entries and the "Contents" heading
