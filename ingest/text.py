@@ -76,7 +76,8 @@ def margin_headings(texts: list[str], skip: set[int], need_isolation: bool = Tru
             continue
         if need_isolation and not _isolated(texts, skip, i):
             continue
-        numbering = numbered_title(text.rstrip())
+        # Where the margin is kept for headings, "1 Introduction" (no dot, as older RFCs print it) is one too.
+        numbering = numbered_title(text.rstrip(), explicit=indented)
         if numbering is None:
             if indented and _unnumbered_title(text):
                 found[i] = None

@@ -61,7 +61,7 @@ def find_dot_leader_toc(texts: list[str], skip: set[int]) -> DotLeaderToc:
         toc.lines.add(i)
         m = _ENTRY.match(texts[i].strip())
         title = " ".join(m["title"].split())
-        toc.entries.append(TocEntry(title, m["page"], parse_numbering(title)))
+        toc.entries.append(TocEntry(title, m["page"], parse_numbering(title, explicit=True)))
         previous = i
     # The ToC's own heading just above the first entry ("Table of Contents").
     j = entry_lines[0] - 1

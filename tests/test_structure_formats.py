@@ -245,3 +245,20 @@ def test_markdown_heading_split_over_two_lines_and_linked_toc():
     assert [(s.id, s.title) for s in sections] == [
         ("ch1", "Chapter 1 Compilation"), ("ch1.1", "1.1 Compiled Languages"), ("ch1.2", "1.2 Interpreters")]
     assert parsed.artifact_counts()["toc"] == 4  # three entries and the "Contents" heading
+
+
+def test_older_rfc_style_bare_numbers_at_the_margin():
+    page1 = ("Table of Contents\n\n   1   Introduction ...................................  1\n"
+             "   1.1 Purpose ........................................  1\n"
+             "   14.35.1 Byte Ranges ..............................  2\n\n"
+             "1 Introduction\n\n1.1 Purpose\n\n   The protocol is\n   described here and it is")
+    page2 = ("   continued on this page.\n\n14.35.1 Byte Ranges\n\n   Ranges are counted in bytes.\n\n"
+             "   12 items are listed below.\n")
+    page3 = "   More text follows.\n"
+    pages = [page1, page2, page3]
+    text = "\f\n".join(f"RFC 0000        Old Style        June 1999\n\n{p}\n\nAuthor          Standards Track          [Page {n}]\n"
+                       for n, p in enumerate(pages, 1))
+    parsed = parse_report(text, markdown=False)
+    sections = {s.id: s for s in parsed.sections if s.title}
+    assert list(sections) == ["1", "1.1", "14.35.1"]
+    assert sections["14.35.1"].parent_id is None and sections["1.1"].parent_id == "1"
