@@ -50,9 +50,30 @@ def take_title(doc) -> str:
         doc.remove(first, "title")
         return title
     text = cand.text.strip()
+    if not doc.markdown and _COLUMN_GAP.search(text):
+        return _centred_title(doc, first)  # a two-column front page ("Internet Engineering …   E. Rescorla")
     if cand.heading is None and len(text) <= MAX_TITLE_CHARS and not _TERMINAL.search(text) and not cand.block:
         doc.remove(first, "title")
         return " ".join(strip_markup(text).lstrip("# ").split())
+    return ""
+
+
+_COLUMN_GAP = re.compile(r"\S {3,}\S")
+MIN_CENTRE_INDENT = 4
+
+
+def _centred_title(doc, first: int) -> str:
+    """Plain text whose first lines are columns: the title is the first centred line before any heading."""
+    for i in range(first, len(doc.lines)):
+        line = doc.lines[i]
+        if line.heading is not None:
+            return ""
+        text = line.text.strip()
+        indent = len(line.text) - len(line.text.lstrip(" "))
+        if (text and not line.removed and indent >= MIN_CENTRE_INDENT and not _COLUMN_GAP.search(text)
+                and len(text) <= MAX_TITLE_CHARS and not _TERMINAL.search(text)):
+            doc.remove(i, "title")
+            return text
     return ""
 
 
