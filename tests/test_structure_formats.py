@@ -267,7 +267,7 @@ def test_older_rfc_style_bare_numbers_at_the_margin():
 def test_plain_text_title_from_a_two_column_front_page():
     text = ("Internet Engineering Task Force (IETF)                  A. Author\nRequest for Comments: 9999"
             "                          Example\n\n\n        A Protocol for Testing Titles\n\nAbstract\n\n"
-            "   This document is a test.\n\n1.  Introduction\n\n" + "".join(f"   {s}.\n" for s in BODY.split(". ")))
+            "   This document is a test.\n\n1.  Introduction\n\n" + "".join(f"   {s}.\n" for s in BODY.split(". ") * 2))
     parsed = parse_report(text, markdown=False)
     assert parsed.title == "A Protocol for Testing Titles"
     assert [s.title for s in parsed.sections if s.title] == ["Abstract", "1.  Introduction".replace("  ", " ")]
