@@ -42,11 +42,15 @@ def _can_parent(candidate: Heading, child: Heading) -> bool:
         return True
     if n.kind == "division":
         return c is not None and c.kind == "division" and c.rank < n.rank
+    if n.kind == "roman":
+        return c is not None and c.kind == "division"
     if n.kind == "decimal":
         if c is None:
             return False
         if c.kind == "division":
             return True
+        if c.kind == "roman":  # "A." under "II.", but an "Appendix A" is a top-level number
+            return not n.label.lower().startswith(("appendix", "annex"))
         return c.kind == "decimal" and c.is_prefix_of(n)
     if n.kind == "series":
         return c is not None and c.kind == "division"
@@ -72,8 +76,19 @@ def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading) -> 
         stack.pop()
 
 
+def _roman_one(headings: list[Heading]) -> None:
+    """Where "II." and "III." are sections, "I." is their first one, not a letter."""
+    if not any(h.numbering and h.numbering.kind == "roman" for h in headings):
+        return
+    for h in headings:
+        n = h.numbering
+        if n and n.kind == "decimal" and n.parts in (("i",), ("v",), ("x",)) and n.label.upper() == n.label:
+            h.numbering = Numbering("roman", n.label, n.parts, rest=n.rest)
+
+
 def build_tree(headings: list[Heading]) -> list[Heading]:
     """Set level, parent and id of every heading (in place) and return them."""
+    _roman_one(headings)
     stack: list[int] = []
     for i, h in enumerate(headings):
         if h.stated_level:
@@ -102,12 +117,15 @@ def _own_token(h: Heading, parent: Heading | None) -> tuple[str, bool]:
         return slug(h.title), True
     if n.kind == "division":
         return "".join(n.parts), parent is not None
+    if n.kind == "roman":
+        return n.parts[0], parent is not None
     if n.kind == "paren":
         return n.parts[0], parent is not None
     parts = [re.sub(r"[^a-z0-9]+", "", p.lower()) or "x" for p in n.parts]
     joined = ".".join(parts) if n.kind == "decimal" else f"{'.'.join(parts[:-1])}-{parts[-1]}"
-    if parent is not None and parent.numbering is not None and parent.numbering.kind == "division":
-        tail = parts[1:] if parts[0] == parent.numbering.parts[1] and len(parts) > 1 else parts
+    if parent is not None and parent.numbering is not None and parent.numbering.kind in ("division", "roman"):
+        own = parent.numbering.parts[-1]
+        tail = parts[1:] if parts[0] == own and len(parts) > 1 else parts
         return ".".join(tail), True
     return joined, False
 

@@ -25,6 +25,8 @@ _PAREN = re.compile(r"^\((?P<num>\d{1,3}|[ivxlcdm]{1,6}|[IVXLCDM]{1,6}|[a-z]|[A-
 # 4.1.2.  / B.3.1. / 14.35.1 / 2.3.59.1 / A. — a letter only as the first part.
 _DECIMAL = re.compile(r"^(?P<num>(?:\d{1,3}|[A-Z])(?:\.\d{1,3})+)\.?(?=\s)\s*(?P<rest>\S.*)$")
 _SINGLE = re.compile(r"^(?P<num>\d{1,4}|[A-Z])\.(?=\s)\s*(?P<rest>\S.*)$")
+# "II. Related Work": roman section numbers (IEEE style), above lettered subsections "A.".
+_ROMAN_DOTTED = re.compile(r"^(?P<num>[IVXLC]{2,7})\.(?=\s)\s*(?P<rest>\S.*)$")
 _BARE = re.compile(r"^(?P<num>\d{1,3})\s+(?P<rest>[A-Z].*)$")  # "1 Introduction" (explicit headings only)
 # Exhibit / figure style "2.3.59-17": a number of a series, never a parent of decimal sections.
 _SERIES = re.compile(r"^(?P<num>\d{1,3}(?:\.\d{1,3})*-\d{1,4})(?=\s)\s*(?P<rest>\S.*)$")
@@ -32,7 +34,7 @@ _SERIES = re.compile(r"^(?P<num>\d{1,3}(?:\.\d{1,3})*-\d{1,4})(?=\s)\s*(?P<rest>
 
 @dataclass(frozen=True)
 class Numbering:
-    kind: str  # "division", "decimal", "paren", "series"
+    kind: str  # "division", "roman", "decimal", "paren", "series"
     label: str  # as printed, trailing dot dropped: "PART 2", "(IV)", "4.1.2", "Appendix B"
     parts: tuple[str, ...]  # ("4", "1", "2"), ("b",), ("iv",), ("p", "2") for divisions
     rank: int = 0  # divisions: 0 = part/book, 1 = chapter
@@ -73,6 +75,8 @@ def parse_numbering(heading: str, explicit: bool = False) -> Numbering | None:
         return Numbering("paren", f"({num})", (num.lower(),), style=_paren_style(num), rest=m["rest"])
     if m := _SERIES.match(text):
         return Numbering("series", m["num"], tuple(re.split(r"[.\-]", m["num"])), rest=m["rest"])
+    if (m := _ROMAN_DOTTED.match(text)) and _ROMAN.match(m["num"]):
+        return Numbering("roman", m["num"], (m["num"].lower(),), rest=m["rest"])
     if m := _DECIMAL.match(text):
         return Numbering("decimal", m["num"], tuple(p.lower() for p in m["num"].split(".")), rest=m["rest"])
     if m := _SINGLE.match(text):

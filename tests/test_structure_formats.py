@@ -271,3 +271,13 @@ def test_plain_text_title_from_a_two_column_front_page():
     parsed = parse_report(text, markdown=False)
     assert parsed.title == "A Protocol for Testing Titles"
     assert [s.title for s in parsed.sections if s.title] == ["Abstract", "1.  Introduction".replace("  ", " ")]
+
+
+def test_roman_sections_with_lettered_subsections():
+    text = ("# A Paper\n\n## I. INTRODUCTION\n\n" + BODY + "\n\n## II. RELATED WORK\n\n" + BODY + "\n\n"
+            "### A. Routing\n\n" + BODY + "\n\n### B. Sparsity\n\n" + BODY + "\n\n## III. METHOD\n\n" + BODY + "\n\n"
+            "## Appendix A. Proofs\n\n" + BODY + "\n")
+    parsed = parse_report(text)
+    sections = {s.id: s for s in parsed.sections if s.title}
+    assert list(sections) == ["i", "ii", "ii.a", "ii.b", "iii", "a"]
+    assert sections["ii.b"].parent_id == "ii" and sections["a"].parent_id is None
