@@ -318,52 +318,62 @@ class HostileResult:
     seconds: float
     sentences: int  # body sentences written into the document
     kept: int  # of those, found in the recovered sections' text
+    double_ratio: float = 0.0  # seconds at twice the size / seconds at this size (linear: about 2)
 
 
-def _hostile_cases() -> list[tuple[str, str, str, list[str]]]:
-    """(name, format, text, body sentences that must survive)."""
+def _hostile_cases(scale: int = 1) -> list[tuple[str, str, list[str]]]:
+    """(name, text, body sentences that must survive), ``scale`` times the issue's sizes."""
     cases = []
-    dots = "Dots follow here. " + "." * 200_000 + "\n\nAfter the dots a sentence stays.\n"
-    cases.append(("200 kB line of dots", "text", dots, ["Dots follow here.", "After the dots a sentence stays."]))
-    words = " ".join(f"word{i % 997}" for i in range(1_100_000))
-    one_line = "A single line opens. " + words[: 10_000_000] + " It ends here.\n"
-    cases.append(("10 MB on one line", "text", one_line, ["A single line opens.", "It ends here."]))
+    dots = "Dots follow here. " + "." * (200_000 * scale) + "\n\nAfter the dots a sentence stays.\n"
+    cases.append(("200 kB line of dots", dots, ["Dots follow here.", "After the dots a sentence stays."]))
+    words = " ".join(f"word{i % 997}" for i in range(1_100_000 * scale))
+    one_line = "A single line opens. " + words[: 10_000_000 * scale] + " It ends here.\n"
+    cases.append(("10 MB on one line", one_line, ["A single line opens.", "It ends here."]))
     nested, sentences, number = [], [], []
-    for n in range(3000):
+    for n in range(3000 * scale):
         number = number + [1] if n % 3 == 0 and len(number) < 60 else (number[:-1] + [number[-1] + 1] if number else [1])
-        label = ".".join(map(str, number))
-        nested.append(f"{label}. Heading {n}\n\nText of section {n} is here.\n")
+        nested.append(f"{'.'.join(map(str, number))}. Heading {n}\n\nText of section {n} is here.\n")
         sentences.append(f"Text of section {n} is here.")
-    cases.append(("3,000 nested numbered headings", "text", "\n".join(nested), sentences))
+    cases.append(("3,000 nested numbered headings", "\n".join(nested), sentences))
     pages, kept = [], []
-    for n in range(1, 5001):
+    for n in range(1, 5000 * scale + 1):
         pages.append(f"ACME Annual Review                     2030\n\nPage body {n} says something.\n\n"
                      f"ACME Corporation                    [Page {n}]\n")
         kept.append(f"Page body {n} says something.")
-    cases.append(("5,000 pages of repeated headers", "text", "\f\n".join(pages), kept))
+    cases.append(("5,000 pages of repeated headers", "\f\n".join(pages), kept))
     return cases
 
 
-def hostile_benchmark() -> list[HostileResult]:
+def _time_parse(text: str) -> tuple[float, str]:
     from ingest.records import Document
 
+    doc = Document("hostile", "hostile.txt", "", text, "0", "text")
+    started = time.perf_counter()
+    parsed = parse_document(doc)
+    seconds = time.perf_counter() - started
+    return seconds, " ".join(section_texts(doc, parsed).values())
+
+
+def hostile_benchmark(check_doubling: bool = True) -> list[HostileResult]:
+    """Each hostile document parsed once at the issue's size (and once at twice it, for the time ratio)."""
     results = []
-    for name, kind, text, sentences in _hostile_cases():
-        doc = Document("hostile", f"hostile.{kind}", "", text, "0", kind)
-        started = time.perf_counter()
-        parsed = parse_document(doc)
-        seconds = time.perf_counter() - started
-        body = " ".join(section_texts(doc, parsed).values())
-        results.append(HostileResult(name, len(text), seconds, len(sentences), sum(s in body for s in sentences)))
+    doubled = _hostile_cases(2) if check_doubling else []
+    for n, (name, text, sentences) in enumerate(_hostile_cases(1)):
+        seconds, body = _time_parse(text)
+        result = HostileResult(name, len(text), seconds, len(sentences), sum(s in body for s in sentences))
+        if doubled:
+            result.double_ratio = _time_parse(doubled[n][1])[0] / max(seconds, 1e-9)
+        results.append(result)
     return results
 
 
 def format_hostile(results: list[HostileResult]) -> str:
-    lines = [f"{'case':<34}{'chars':>12}{'seconds':>10}{'µs/char':>10}{'sentences':>11}{'kept':>8}"]
+    lines = [f"{'case':<34}{'chars':>12}{'seconds':>10}{'µs/char':>10}{'2x size':>9}{'sentences':>11}{'kept':>8}"]
     for r in results:
         lines.append(f"{r.case:<34}{r.chars:>12,}{r.seconds:>10.2f}{1e6 * r.seconds / r.chars:>10.3f}"
-                     f"{r.sentences:>11}{r.kept:>8}")
+                     f"{r.double_ratio:>8.1f}x{r.sentences:>11}{r.kept:>8}")
     return "\n".join(lines)
+
 
 
 if __name__ == "__main__":

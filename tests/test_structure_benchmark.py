@@ -126,3 +126,14 @@ def test_cli_sections_json_needs_no_model(built_index, settings, capsys):
     assert ids[:3] == ["opening", "p1", "p2"] and len(ids) == 23
     with pytest.raises(SystemExit):
         main(["sections", "--model", "x"])  # listing sections takes no model flag
+
+
+def test_hostile_documents_keep_every_body_sentence():
+    """The hostile-document benchmark's body check (its timings are printed by the benchmark, not asserted)."""
+    from eval.structure import format_hostile, hostile_benchmark
+
+    results = hostile_benchmark(check_doubling=False)
+    print(format_hostile(results))
+    assert len(results) == 4
+    for r in results:
+        assert r.kept == r.sentences, r
