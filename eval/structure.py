@@ -335,6 +335,8 @@ def _hostile_cases(scale: int = 1) -> list[tuple[str, str, list[str]]]:
         nested.append(f"{'.'.join(map(str, number))}. Heading {n}\n\nText of section {n} is here.\n")
         sentences.append(f"Text of section {n} is here.")
     cases.append(("3,000 nested numbered headings", "\n".join(nested), sentences))
+    markdown = [f"{'#' * (1 + n % 6)} {line}" for n, line in enumerate(nested)]
+    cases.append(("the same as Markdown headings", "\n".join(markdown), sentences))
     pages, kept = [], []
     for n in range(1, 5000 * scale + 1):
         pages.append(f"ACME Annual Review                     2030\n\nPage body {n} says something.\n\n"
@@ -344,10 +346,10 @@ def _hostile_cases(scale: int = 1) -> list[tuple[str, str, list[str]]]:
     return cases
 
 
-def _time_parse(text: str) -> tuple[float, str]:
+def _time_parse(text: str, markdown: bool = False) -> tuple[float, str]:
     from ingest.records import Document
 
-    doc = Document("hostile", "hostile.txt", "", text, "0", "text")
+    doc = Document("hostile", "hostile", "", text, "0", "markdown" if markdown else "text")
     started = time.perf_counter()
     parsed = parse_document(doc)
     seconds = time.perf_counter() - started
@@ -359,10 +361,11 @@ def hostile_benchmark(check_doubling: bool = True) -> list[HostileResult]:
     results = []
     doubled = _hostile_cases(2) if check_doubling else []
     for n, (name, text, sentences) in enumerate(_hostile_cases(1)):
-        seconds, body = _time_parse(text)
+        markdown = "Markdown" in name
+        seconds, body = _time_parse(text, markdown)
         result = HostileResult(name, len(text), seconds, len(sentences), sum(s in body for s in sentences))
         if doubled:
-            result.double_ratio = _time_parse(doubled[n][1])[0] / max(seconds, 1e-9)
+            result.double_ratio = _time_parse(doubled[n][1], markdown)[0] / max(seconds, 1e-9)
         results.append(result)
     return results
 

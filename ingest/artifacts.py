@@ -170,13 +170,18 @@ MIN_PREFIX_WORDS = 3
 MAX_PREFIX_WORDS = 24  # a wrapped ToC line is a title's first words; longer "titles" are not looked into
 
 
+_ROMAN_PAGE = re.compile(r"^[ivxlcdm]{1,6}$")
+
+
 def _toc_key(text: str) -> str:
     """A line as a ToC entry: table pipes, Markdown markers and a trailing page number dropped."""
     text = re.sub(r"\]\([^)]*\)", " ", text)  # a Markdown link's target: "[1.1 Scope](#scope)"
     text = re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+(?=\S)", "", text) if re.match(r"^\s*[-*+]\s", text) else text
     text = re.sub(r"(?:\.\s?){3,}", " ", text)  # a dot leader
-    key = _norm(re.sub(r"[|#*_\[\]]", " ", text))
-    return re.sub(r"(\s\d{1,4}|\s[ivxlcdm]{1,6})+$", "", key)
+    words = _norm(re.sub(r"[|#*_\[\]]", " ", text)).split()
+    while len(words) > 1 and (words[-1].isdigit() and len(words[-1]) <= 4 or _ROMAN_PAGE.match(words[-1])):
+        words.pop()  # the page number(s) at the end
+    return " ".join(words)
 
 
 def remove_outline_toc(doc) -> None:

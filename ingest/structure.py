@@ -29,6 +29,7 @@ _TOC_PAGE_REF = re.compile(r"([A-Za-z)\].]\s*\.*\s*\d{1,4}\s*[-–—]?\s*$)|([A
 _LIST_MARKER = re.compile(r"^[ \t]*(?:[-*+][ \t]+)+")
 _DASH_BULLET = re.compile(r"^(?:--|—|–|•)[ \t]*")
 _EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])")
+_MAX_PREFIX_WORDS = 24
 _TERMINAL = re.compile(r"[.!?:;…][\"'”’)\]*_]*\s*$")
 
 
@@ -93,7 +94,10 @@ def _norm(text: str) -> str:
 
 def _find_toc(lines: list[_Line], later_headings: list[str]) -> range | None:
     """The table of contents: a run of heading-like lines with page numbers before the body."""
-    later = [_norm(h) for h in later_headings]
+    later = {_norm(h) for h in later_headings if len(_norm(h)) > 8}
+    # Word prefixes of the headings (a wrapped entry is a heading's first words), bounded: linear, not
+    # lines x headings.
+    prefixes = {" ".join(h.split()[:n]) for h in later for n in range(1, min(len(h.split()), _MAX_PREFIX_WORDS) + 1)}
 
     def is_entry(line: _Line) -> bool:
         text = line.text.strip()
@@ -102,7 +106,10 @@ def _find_toc(lines: list[_Line], later_headings: list[str]) -> range | None:
         if _TOC_PAGE_REF.search(text):
             return True
         norm = _norm(re.sub(r"\d+\s*[-–—]?\s*$", "", text))
-        return bool(norm) and any(h == norm or h.startswith(norm) or norm.startswith(h) for h in later if len(h) > 8)
+        if not norm:
+            return False
+        words = norm.split()
+        return norm in prefixes or any(" ".join(words[:n]) in later for n in range(1, min(len(words), _MAX_PREFIX_WORDS) + 1))
 
     best: range | None = None
     i = 0
