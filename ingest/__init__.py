@@ -1,7 +1,10 @@
-"""Ingest: read reports, recover their structure (parts, numbered sections), cut faithful chunks.
+"""Ingest: read reports (Markdown, plain text, PDF), recover their section tree, take out page furniture
+and tables of contents, cut faithful chunks.
 
-Entry point: :func:`ingest_paths`. Everything downstream receives the typed
-records of :mod:`ingest.records` (Document, Section, Chunk).
+Entry points: :func:`ingest_paths` (files -> documents, sections, chunks) and :func:`parse_document` (one
+document's structure, no chunking). Everything downstream receives the typed records of
+:mod:`ingest.records` (Document, Section, Chunk). The parse runs in :mod:`ingest.structure`; one module per
+concern: markdown, text, pdf (headings per format), furniture, toc, artifacts, numbering, hierarchy, sections.
 """
 from __future__ import annotations
 

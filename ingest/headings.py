@@ -6,14 +6,15 @@ from __future__ import annotations
 import re
 
 from ingest.artifacts import page_line_ranges
-from ingest.markdown import read_blocks
+from ingest.markdown import MarkdownHeading, read_blocks
 from ingest.numbering import parse_numbering
 from ingest.pdf import Bookmark, anchor_bookmarks
-from ingest.text import margin_headings
+from ingest.text import margin_headings, numbered_title
 
 # A run of this many unnumbered same-level headings with no prose between them is a set of labels
 # (a chart legend, table rows, a cover page's words), not sections.
 LABEL_RUN = 3
+BOLD_LEVEL = 7  # a bold-line heading sits below the six '#' levels
 PROSE_MIN_WORDS = 8
 _PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
 _FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
@@ -33,8 +34,11 @@ def markdown_headings(doc) -> None:
         if first < len(doc.lines):
             header_end = doc.lines[min(first + 1, len(doc.lines) - 1)].end
             doc.tables.append((doc.lines[first].start, header_end, doc.lines[min(end, len(doc.lines)) - 1].end))
+    # A numbered title set in bold on a line of its own ("**2.3 Method**") is a heading below every '#'.
+    bold = [MarkdownHeading(b.line, b.end_line, b.title, BOLD_LEVEL) for b in blocks.bold_lines
+            if numbered_title(b.title) is not None]
     previous = None
-    for h in blocks.headings:
+    for h in sorted(blocks.headings + bold, key=lambda x: x.line):
         if h.line >= len(doc.lines) or doc.lines[h.line].removed:
             continue
         line = doc.lines[h.line]

@@ -9,6 +9,7 @@ id=…>``) dropped, backslash escapes resolved, emphasis markers gone.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,6 +33,7 @@ class MarkdownBlocks:
     block_kind: dict[int, str] = field(default_factory=dict)  # line index -> "code" | "html" | "table" | ...
     fence_lines: set[int] = field(default_factory=set)  # the ``` lines themselves (markup, not text)
     tables: list[tuple[int, int]] = field(default_factory=list)  # (first line, end line) of each table
+    bold_lines: list[MarkdownHeading] = field(default_factory=list)  # one-line paragraphs that are all bold
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +53,17 @@ def inline_text(inline) -> str:
             parts.append(" ")
         elif child.type == "image":
             parts.append(child.content)
-    return " ".join("".join(parts).split())
+    text = " ".join("".join(parts).split())
+    return _ATTRIBUTES.sub("", text)  # pandoc's "{#sec:intro .unnumbered}"
+
+
+_ATTRIBUTES = re.compile(r"\s*\{[#.][^{}]*\}\s*$")
+
+
+def _all_bold(inline) -> bool:
+    kids = [c for c in inline.children or () if not (c.type == "text" and not c.content.strip())]
+    return len(kids) >= 3 and kids[0].type == "strong_open" and kids[-1].type == "strong_close" and \
+        sum(c.type == "strong_open" for c in kids) == 1
 
 
 def read_blocks(text: str) -> MarkdownBlocks:
@@ -65,6 +77,8 @@ def read_blocks(text: str) -> MarkdownBlocks:
             title = inline_text(tokens[i + 1])
             if title:
                 blocks.headings.append(MarkdownHeading(first, end, title, int(token.tag[1])))
+        elif token.type == "paragraph_open" and token.level == 0 and end - first == 1 and _all_bold(tokens[i + 1]):
+            blocks.bold_lines.append(MarkdownHeading(first, end, inline_text(tokens[i + 1]), 0))
         elif token.type in OPAQUE_BLOCKS:
             kind = OPAQUE_BLOCKS[token.type]
             for n in range(first, end):

@@ -281,3 +281,11 @@ def test_roman_sections_with_lettered_subsections():
     sections = {s.id: s for s in parsed.sections if s.title}
     assert list(sections) == ["i", "ii", "ii.a", "ii.b", "iii", "a"]
     assert sections["ii.b"].parent_id == "ii" and sections["a"].parent_id is None
+
+
+def test_markdown_bold_numbered_lines_and_pandoc_attributes():
+    text = ("# Report\n\n## 2 Method {#sec:method}\n\n" + BODY + "\n\n**2.1 Sampling**\n\n" + BODY + "\n\n"
+            "**Note:** bold lead-ins are body text.\n\n**Key findings**\n\n" + BODY + "\n")
+    parsed = parse_report(text)
+    sections = [(s.id, s.title) for s in parsed.sections if s.title]
+    assert sections == [("2", "2 Method"), ("2.1", "2.1 Sampling")]
