@@ -7,6 +7,7 @@ bookmarks state their level; flat ones leave it to the printed numbering.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from ingest.numbering import parse_numbering
@@ -149,7 +150,8 @@ def join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
 
 
 def _words(text: str) -> list[str]:
-    return re.sub(r"[^\w]+", " ", text.lower()).split()
+    """Words for matching a bookmark to page text: ligatures (U+FB01 'fi') and quotes folded."""
+    return re.sub(r"[^\w]+", " ", unicodedata.normalize("NFKC", text).lower()).split()
 
 
 def _find_anchor(texts: list[str], lines: range, skip: set[int], numbering, title_words: list[str],
