@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent
 BUNDLED_REPORT = PROJECT_ROOT / "data" / "cyberspace-community-decade-review.md"
 DEFAULT_CACHE_DIR = PROJECT_ROOT / "var" / "cache"
+# The team's shared data (real documents, benchmarks) beside the repository; REPORTQA_SHARED_DIR moves it
+# (a git worktree sits one level deeper than the main checkout).
+SHARED_DIR = Path(os.environ.get("REPORTQA_SHARED_DIR") or PROJECT_ROOT.parent / "shared")
 
 
 
@@ -70,6 +74,9 @@ class Settings(BaseSettings):
                                             "empty = <index_dir>/milvus.db")
     milvus_token: SecretStr | None = Field(None, description="Milvus auth token (user:password or API key).")
     milvus_collection: str = Field("reportqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+
+    # --- reading ----------------------------------------------------------
+    max_file_mb: float = Field(50.0, gt=0, description="Report files larger than this are skipped with a reason.")
 
     # --- chunking ---------------------------------------------------------
     tiktoken_encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunk budgets.")

@@ -1,7 +1,10 @@
-"""Ingest: read reports, recover their structure (parts, numbered sections), cut faithful chunks.
+"""Ingest: read reports (Markdown, plain text, PDF), recover their section tree, take out page furniture
+and tables of contents, cut faithful chunks.
 
-Entry point: :func:`ingest_paths`. Everything downstream receives the typed
-records of :mod:`ingest.records` (Document, Section, Chunk).
+Entry points: :func:`ingest_paths` (files -> documents, sections, chunks) and :func:`parse_document` (one
+document's structure, no chunking). Everything downstream receives the typed records of
+:mod:`ingest.records` (Document, Section, Chunk). The parse runs in :mod:`ingest.structure`; one module per
+concern: markdown, text, pdf (headings per format), furniture, toc, artifacts, numbering, hierarchy, sections.
 """
 from __future__ import annotations
 
@@ -17,7 +20,21 @@ from ingest.tokens import ModelWindow, TiktokenCounter
 
 __all__ = [
     "Chunk", "Document", "IngestFailure", "IngestResult", "Section", "Sentence", "Chunker", "ingest_paths",
+    "parse_document",
 ]
+
+
+def parse_document(doc: Document):
+    """A document's structure (sections, artifact mask, paragraphs), without chunking or token counting."""
+    return parse_report(doc.text, markdown=doc.format == "markdown", page_starts=tuple(doc.page_starts),
+                        bookmarks=tuple(tuple(b) for b in doc.bookmarks),
+                        font_headings=tuple(tuple(b) for b in getattr(doc, "font_headings", ())))
+
+
+def with_artifact_counts(doc: Document, parsed) -> Document:
+    counts = parsed.artifact_counts()
+    return replace(doc, toc_lines_removed=counts.get("toc", 0), headers_removed=counts.get("header", 0),
+                   footers_removed=counts.get("footer", 0), page_numbers_removed=counts.get("page-number", 0))
 
 
 @dataclass
@@ -42,8 +59,8 @@ class Chunker:
         return cls(config, settings.tiktoken_encoding, settings.resolved_model_path)
 
     def parse(self, doc: Document) -> tuple[Document, list[Section], list[Chunk]]:
-        parsed = parse_report(doc.text, markdown=doc.format == "markdown")
-        doc = replace(doc, title=parsed.title or Path(doc.path).stem)
+        parsed = parse_document(doc)
+        doc = with_artifact_counts(replace(doc, title=parsed.title or Path(doc.path).stem), parsed)
         sections = [replace(s, document_id=doc.id) for s in parsed.sections]
         chunks = chunk_document(
             doc, parsed, sections, self.config, self.count_tokens, self.window, self.window.max_tokens
@@ -52,7 +69,8 @@ class Chunker:
 
 
 def ingest_paths(
-    paths: list[Path], chunker: Chunker, progress: Callable[[int, int, str], None] | None = None
+    paths: list[Path], chunker: Chunker, progress: Callable[[int, int, str], None] | None = None,
+    max_file_mb: float | None = None,
 ) -> IngestResult:
     """Read, parse and chunk every report under ``paths``; bad files are reported, not raised."""
     files, problems = find_report_files(paths)
@@ -62,7 +80,7 @@ def ingest_paths(
         if progress:
             progress(n, len(files), str(path))
         try:
-            doc = read_report(path)
+            doc = read_report(path, max_file_mb)
         except UnreadableReport as exc:
             result.failures.append(IngestFailure(str(path), str(exc)))
             continue

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Callable
 
 from ingest.records import Chunk, Document, Section, Sentence
@@ -82,14 +84,24 @@ class _Sent:
     char_end: int
     text: str
     tokens: int
+    table: int | None = None  # index into ParsedReport.tables when the sentence is a table row
+
+
+def _table_at(parsed: ParsedReport, offset: int) -> int | None:
+    starts = [t[0] for t in parsed.tables]
+    i = bisect_right(starts, offset) - 1
+    return i if i >= 0 and parsed.tables[i][0] <= offset < parsed.tables[i][2] else None
 
 
 def _section_sentences(doc: Document, parsed: ParsedReport, section: Section, count: Counter) -> list[_Sent]:
     out: list[_Sent] = []
     for start, end in parsed.paragraphs.get(section.id, []):
         clean, pos = clean_with_map(doc.text, parsed.mask, start, end)
-        for a, b in split_sentences(clean):
-            out.append(_Sent(pos[a], pos[b - 1] + 1, clean[a:b], count(clean[a:b])))
+        table = _table_at(parsed, start) if parsed.tables else None
+        # A table row is one unit: never split at a full stop inside a cell.
+        spans = [(0, len(clean))] if table is not None and clean else split_sentences(clean)
+        for a, b in spans:
+            out.append(_Sent(pos[a], pos[b - 1] + 1, clean[a:b], count(clean[a:b]), table))
     return out
 
 
@@ -131,20 +143,31 @@ def chunk_document(
     """All chunks of one document, in reading order."""
     chunks: list[Chunk] = []
     for section in sections:
-        context = _bounded_context(context_for(section, config.embed_context), config.max_tokens // 2,
-                                   count_tokens, count_model_tokens, model_max_tokens // 2)
-
-        def fits(text: str) -> bool:
-            full = embed_text_for(context, text)
-            return count_tokens(full) <= config.max_tokens and count_model_tokens(full) <= model_max_tokens
-
-        sentences: list[_Sent] = []
-        for sent in _section_sentences(doc, parsed, section, count_tokens):
-            sentences.extend([sent] if fits(sent.text) else _split_long(sent, doc, parsed, config.max_tokens, fits))
-        groups = _pack(sentences, fits, config.overlap_tokens, count_tokens)
-        for ordinal, group in enumerate(groups):
-            chunks.append(_make_chunk(doc, parsed, section, context, ordinal, group, count_tokens, count_model_tokens))
+        base = context_for(section, config.embed_context)
+        ordinal = 0
+        for table, run in groupby(_section_sentences(doc, parsed, section, count_tokens), key=lambda s: s.table):
+            # Rows of a table are embedded with the table's header row, so every chunk of it carries the header.
+            header = "" if table is None else clean_with_map(doc.text, parsed.mask, parsed.tables[table][0],
+                                                             parsed.tables[table][1])[0]
+            context = _bounded_context(" ".join(p for p in (base, header) if p), config.max_tokens // 2,
+                                       count_tokens, count_model_tokens, model_max_tokens // 2)
+            fits = _fits_with(context, config, count_tokens, count_model_tokens, model_max_tokens)
+            sentences: list[_Sent] = []
+            for sent in run:
+                sentences.extend([sent] if fits(sent.text) else _split_long(sent, doc, parsed, config.max_tokens, fits))
+            for group in _pack(sentences, fits, config.overlap_tokens if table is None else 0, count_tokens):
+                chunks.append(_make_chunk(doc, parsed, section, context, ordinal, group, count_tokens,
+                                          count_model_tokens))
+                ordinal += 1
     return chunks
+
+
+def _fits_with(context: str, config: ChunkingConfig, count_tokens: Counter, count_model_tokens: Counter,
+               model_max_tokens: int) -> Callable[[str], bool]:
+    def fits(text: str) -> bool:
+        full = embed_text_for(context, text)
+        return count_tokens(full) <= config.max_tokens and count_model_tokens(full) <= model_max_tokens
+    return fits
 
 
 def _pack(sentences: list[_Sent], fits: Callable[[str], bool], overlap: int, count: Counter) -> list[list[_Sent]]:
@@ -202,5 +225,6 @@ def _make_chunk(
         tokens=count_tokens(embed),
         model_tokens=count_model_tokens(embed),
         page=doc.page_at(start),
+        page_label=doc.page_label_at(start),
         sentences=tuple(sentences),
     )

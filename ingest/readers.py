@@ -5,11 +5,10 @@ import hashlib
 import re
 from pathlib import Path
 
+from ingest.pdf import PAGE_SEPARATOR, join_pages  # noqa: F401  (PAGE_SEPARATOR: kept importable)
 from ingest.records import Document
 
 SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".pdf": "pdf"}
-# Joined between PDF pages: a run of blank lines, the same signature a page break leaves in converted Markdown.
-PAGE_SEPARATOR = "\n\n\n\n"
 
 
 class UnreadableReport(ValueError):
@@ -49,37 +48,38 @@ def _decode(data: bytes) -> str:
         raise UnreadableReport(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
 
 
-def _read_pdf(path: Path) -> tuple[str, tuple[int, ...]]:
-    from pypdf import PdfReader
+def _read_pdf(path: Path):
     from pypdf.errors import PdfReadError
 
+    from ingest.pdf import read_pdf
+
     try:
-        reader = PdfReader(str(path))
-        pages = [page.extract_text() or "" for page in reader.pages]
+        return read_pdf(path)
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise UnreadableReport(f"cannot read PDF: {exc}") from None
-    starts, parts, pos = [], [], 0
-    for i, page in enumerate(pages):
-        if i:
-            parts.append(PAGE_SEPARATOR)
-            pos += len(PAGE_SEPARATOR)
-        starts.append(pos)
-        parts.append(page)
-        pos += len(page)
-    return "".join(parts), tuple(starts)
 
 
-def read_report(path: Path) -> Document:
+def read_report(path: Path, max_file_mb: float | None = None) -> Document:
     """Read one report file exactly as it is on disk (PDF: its extracted text)."""
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise UnreadableReport(f"unsupported file type {path.suffix or '(none)'}")
+    size = path.stat().st_size
+    if max_file_mb is not None and size > max_file_mb * 1024 * 1024:
+        raise UnreadableReport(f"file is {size / 1024 / 1024:.1f} MB, over the {max_file_mb} MB limit (max_file_mb)")
     data = path.read_bytes()
     page_starts: tuple[int, ...] = ()
+    labels: tuple[str, ...] = ()
+    bookmarks: tuple[tuple[str, int, int], ...] = ()
+    font_headings: tuple[tuple[str, int, int], ...] = ()
     if kind == "pdf":
         if not data.startswith(b"%PDF"):
             raise UnreadableReport("not a PDF file (missing %PDF header)")
-        text, page_starts = _read_pdf(path)
+        content = _read_pdf(path)
+        text, page_starts = join_pages(content.pages)
+        labels = content.labels
+        bookmarks = tuple((b.title, b.page, b.depth) for b in content.bookmarks)
+        font_headings = tuple((b.title, b.page, b.depth) for b in content.font_headings)
         if not text.strip():
             raise UnreadableReport("PDF has no extractable text (scanned images need OCR first)")
     else:
@@ -94,4 +94,7 @@ def read_report(path: Path) -> Document:
         sha256=hashlib.sha256(data).hexdigest(),
         format=kind,
         page_starts=page_starts,
+        page_labels=labels,
+        bookmarks=bookmarks,
+        font_headings=font_headings,
     )

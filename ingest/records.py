@@ -15,6 +15,14 @@ class Document:
     sha256: str
     format: str  # "markdown", "text" or "pdf"
     page_starts: tuple[int, ...] = ()  # char offset where each page begins (PDF only)
+    page_labels: tuple[str, ...] = ()  # printed page label of each page ("iii", "12"), PDF only
+    bookmarks: tuple[tuple[str, int, int], ...] = ()  # PDF outline: (title, 0-based page, depth)
+    font_headings: tuple[tuple[str, int, int], ...] = ()  # PDF without outline: larger/bolder lines, same shape
+    # What artifact removal took out (reported by `reportqa ingest --json`)
+    toc_lines_removed: int = 0
+    headers_removed: int = 0
+    footers_removed: int = 0
+    page_numbers_removed: int = 0
 
     def page_at(self, offset: int) -> int | None:
         """1-based page holding ``offset``, or None when pages are unknown."""
@@ -23,6 +31,13 @@ class Document:
         from bisect import bisect_right
 
         return bisect_right(self.page_starts, offset)
+
+    def page_label_at(self, offset: int) -> str | None:
+        """The printed label of the page holding ``offset`` (e.g. "iii"), or None when pages are unknown."""
+        page = self.page_at(offset)
+        if page is None:
+            return None
+        return self.page_labels[page - 1] if page <= len(self.page_labels) else str(page)
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,8 @@ class Chunk:
     char_end: int
     tokens: int  # tiktoken tokens of embed_text
     model_tokens: int  # embedder word pieces of embed_text, special tokens included
-    page: int | None = None
+    page: int | None = None  # 1-based PDF page
+    page_label: str | None = None  # the page's printed label ("iii", "12")
     sentences: tuple[Sentence, ...] = field(default_factory=tuple)
 
 

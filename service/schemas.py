@@ -43,6 +43,7 @@ class Citation(BaseModel):
     char_start: int
     char_end: int
     page: int | None = None
+    page_label: str | None = Field(None, description="The page's printed label (e.g. 'iii', '12'), PDF only.")
 
 
 class Highlight(BaseModel):

@@ -2,15 +2,16 @@
 import re
 
 from ingest.structure import parse_report
-from settings import BUNDLED_REPORT
+from settings import BUNDLED_REPORT, SHARED_DIR
 
 ROMAN = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x"]
 
 
 def test_report_is_bundled_byte_for_byte():
-    shared = BUNDLED_REPORT.parent.parent.parent / "shared" / "corpus" / BUNDLED_REPORT.name
-    if shared.exists():
-        assert shared.read_bytes() == BUNDLED_REPORT.read_bytes()
+    shared = SHARED_DIR / "corpus" / BUNDLED_REPORT.name
+    assert shared.is_file(), (f"the shared copy of the report is missing: {shared} "
+                              "(../shared beside the repo, or set REPORTQA_SHARED_DIR)")
+    assert shared.read_bytes() == BUNDLED_REPORT.read_bytes()
 
 
 def test_structure_is_what_a_reader_sees(ingested):

@@ -30,13 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name, helptext, func, examples):
+    def add(name, helptext, func, examples, model_flags=True):
         p = sub.add_parser(name, help=helptext, description=helptext, epilog=examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--index", metavar="DIR", help="index folder (default: var/index)")
-        p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
-        p.add_argument("--encoder", choices=list(EncoderEngine),
-                       help="encoder engine (ingest: for passages, else: for questions; default from settings)")
+        if model_flags:
+            p.add_argument("--model", metavar="PATH", help="local sentence-transformers model folder")
+            p.add_argument("--encoder", choices=list(EncoderEngine),
+                           help="encoder engine (ingest: for passages, else: for questions; default from settings)")
         p.set_defaults(func=func)
         return p
 

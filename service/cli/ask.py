@@ -1,6 +1,7 @@
 """``reportqa ask`` (cited passages for a question) and ``reportqa sections`` (the table of contents)."""
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from settings import RetrievalMode
 
 ASK_EXAMPLES = ('examples:\n  reportqa ask "How is critical information infrastructure protected?"\n'
                 '  reportqa ask "data flows" --k 3 --section p3 --json')
-SECTIONS_EXAMPLES = "examples:\n  reportqa sections\n  reportqa sections --index /srv/reportqa/index"
+SECTIONS_EXAMPLES = "examples:\n  reportqa sections\n  reportqa sections --json --index /srv/reportqa/index"
 
 
 def register(add) -> None:
@@ -21,7 +22,9 @@ def register(add) -> None:
     p.add_argument("--section", help="only this part or section id (see `reportqa sections`)")
     p.add_argument("--group-by-section", action="store_true", help="at most one passage per section")
     p.add_argument("--json", action="store_true", help="machine-readable output: the body POST /query answers")
-    add("sections", "Print the recovered table of contents as a tree with ids.", run_sections, SECTIONS_EXAMPLES)
+    p = add("sections", "Print the recovered table of contents as a tree with ids.", run_sections, SECTIONS_EXAMPLES,
+            model_flags=False)  # listing sections needs no model
+    p.add_argument("--json", action="store_true", help="documents and sections as JSON")
 
 
 def run_ask(args) -> int:
@@ -60,7 +63,9 @@ def format_answer(response) -> str:
     for rank, p in enumerate(response.passages, 1):
         c = p.citation
         lines.append(f"{rank}. [{c.section_id}] {' › '.join(c.section_path) or '(opening)'}")
-        lines.append(f"   score {p.score:.4f}  chars {c.char_start}-{c.char_end}" + (f"  page {c.page}" if c.page else ""))
+        printed = f" (printed {c.page_label})" if c.page_label and c.page_label != str(c.page) else ""
+        page = f"  page {c.page}{printed}" if c.page else ""
+        lines.append(f"   score {p.score:.4f}  chars {c.char_start}-{c.char_end}{page}")
         best = p.highlights[0].text if p.highlights else p.text[:300]
         lines += [f"   {line}" for line in textwrap.wrap(f"» {best}", width=96)]
         lines.append("")
@@ -74,6 +79,12 @@ def run_sections(args) -> int:
     if current_build(Path(settings.index_dir)) is None:
         raise CliError(f"no index in {settings.index_dir}: run `reportqa ingest` first", EXIT_INDEX)
     loaded = load_index(Path(settings.index_dir), None, None, verify=False)
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps({"documents": [{"id": d.id, "title": d.title} for d in loaded.documents.values()],
+                          "sections": [asdict(s) for s in loaded.sections]}, ensure_ascii=False, indent=2))
+        return 0
     print(format_section_tree(loaded))
     return 0
 

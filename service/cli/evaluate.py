@@ -6,17 +6,21 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from service.cli.common import EXIT_USAGE, CliError, Progress, settings_from
+from service.cli.common import EXIT_INPUT, EXIT_USAGE, CliError, Progress, settings_from
 from settings import RetrievalMode
 
 EXAMPLES = ("examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json out.json\n"
-            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus")
+            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus\n"
+            "  reportqa eval --structure ../shared/corpora/real [--json]")
 
 
 def register(add) -> None:
     p = add("eval", "Score retrieval on the eval set (or a BEIR dataset) and list the misses.", run, EXAMPLES)
     p.add_argument("--mode", action="append", choices=list(RetrievalMode), help="mode(s) to score (default all)")
-    p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
+    p.add_argument("--json", metavar="FILE", nargs="?", const="-",
+                   help="also write the full results as JSON (with --structure: print JSON instead of the table)")
+    p.add_argument("--structure", metavar="DIR", help="score recovered section trees against the outline.json "
+                   "of every document in DIR (e.g. ../shared/corpora/real); needs no model or index")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
     p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
@@ -37,6 +41,10 @@ def register(add) -> None:
 def run(args) -> int:
     from index import MODES, load_embedder
 
+    if args.structure:
+        return _structure(args)
+    if args.json == "-":
+        raise CliError("--json needs a FILE here (only --structure prints JSON)", EXIT_USAGE)
     settings = settings_from(args)
     progress = Progress(args.quiet)
     modes = args.mode or list(MODES)
@@ -47,6 +55,24 @@ def run(args) -> int:
     if backends:  # the same build on each backend, side by side
         return _backends(args, settings, embedder, backends, modes, progress)
     return _eval_set(args, settings, embedder, modes, progress)
+
+
+def _structure(args) -> int:
+    from eval.structure import format_table, run_structure_benchmark, scores_json
+
+    folder = Path(args.structure)
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder of documents with outline.json files", EXIT_USAGE)
+    try:
+        scores = run_structure_benchmark(folder)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise CliError(f"cannot read the structure corpus: {exc}", EXIT_INPUT) from None
+    if not scores:
+        raise CliError(f"no outline.json in {folder} or its sub-folders", EXIT_INPUT)
+    if args.json and args.json != "-":
+        Path(args.json).write_text(scores_json(scores))
+    print(scores_json(scores) if args.json == "-" else format_table(scores))
+    return 0
 
 
 def _questions_path(args) -> Path | None:

@@ -63,7 +63,7 @@ def run(args) -> int:
 
     started = time.perf_counter()
     chunker = Chunker.from_settings(settings)
-    result = ingest_paths(paths, chunker, lambda n, total, path: progress("read", n, total))
+    result = ingest_paths(paths, chunker, lambda n, total, path: progress("read", n, total), settings.max_file_mb)
     parse_seconds = time.perf_counter() - started
     for failure in result.failures:
         print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
@@ -76,6 +76,7 @@ def run(args) -> int:
     summary = {
         "documents": len(result.documents), "sections": len(result.sections), "chunks": len(result.chunks),
         "skipped": len(result.failures), "index": str(build_dir),
+        "per_document": [document_summary(d, result) for d in result.documents],
         "seconds": {"parse_chunk": round(parse_seconds, 2), "model_load": round(load_seconds, 2),
                     **{k: round(v, 2) for k, v in timings.items()}},
     }
@@ -83,3 +84,11 @@ def run(args) -> int:
           f"indexed {summary['documents']} document(s), {summary['sections']} sections, {summary['chunks']} chunks "
           f"into {build_dir} (parse {parse_seconds:.1f}s, embed {timings['embed']:.1f}s)")
     return 0 if not result.failures else 1 if args.strict else 0
+
+
+def document_summary(doc, result) -> dict:
+    """What ingest made of one document, and what artifact removal took out of it."""
+    return {"document": doc.id, "sections": sum(s.document_id == doc.id for s in result.sections),
+            "chunks": sum(c.document_id == doc.id for c in result.chunks),
+            "removed": {"toc_lines": doc.toc_lines_removed, "headers": doc.headers_removed,
+                        "footers": doc.footers_removed, "page_numbers": doc.page_numbers_removed}}

@@ -1,0 +1,175 @@
+"""Heading steps of the parse, one per source of headings: Markdown (markdown-it tokens), plain text
+(numbered margin lines), PDF bookmarks; and the filter that turns Markdown "headings" that are really
+labels (chart labels, table rows, footnotes, units, sentences) back into body text."""
+from __future__ import annotations
+
+import re
+
+from ingest.artifacts import page_line_ranges
+from ingest.markdown import MarkdownHeading, read_blocks
+from ingest.numbering import parse_numbering
+from ingest.pdf import Bookmark, anchor_bookmarks
+from ingest.text import margin_headings, numbered_title
+
+# A run of this many unnumbered same-level headings with no prose between them is a set of labels
+# (a chart legend, table rows, a cover page's words), not sections.
+LABEL_RUN = 3
+BOLD_LEVEL = 7  # a bold-line heading sits below the six '#' levels
+PROSE_MIN_WORDS = 8
+_PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
+_FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
+_SENTENCE = re.compile(r"[.;,:]$")
+_CODE = re.compile(r"\s(?:[+\-*/]?=|==)\s|[\w\]]\(.*\)\s*$")  # "x = f(y)", "router logits += m"
+
+
+def markdown_headings(doc) -> None:
+    blocks = read_blocks(doc.text)
+    for idx, kind in blocks.block_kind.items():
+        if idx < len(doc.lines):
+            doc.lines[idx].block = kind
+    for idx in blocks.fence_lines:
+        if idx < len(doc.lines) and doc.lines[idx].text.lstrip()[:3] in ("```", "~~~"):
+            doc.lines[idx].block = "fence"
+    for first, end in blocks.tables:
+        if first < len(doc.lines):
+            header_end = doc.lines[min(first + 1, len(doc.lines) - 1)].end
+            doc.tables.append((doc.lines[first].start, header_end, doc.lines[min(end, len(doc.lines)) - 1].end))
+    # A numbered title set in bold on a line of its own ("**2.3 Method**") is a heading below every '#'.
+    bold = [MarkdownHeading(b.line, b.end_line, b.title, BOLD_LEVEL) for b in blocks.bold_lines
+            if numbered_title(b.title) is not None]
+    previous = None
+    for h in sorted(blocks.headings + bold, key=lambda x: x.line):
+        if h.line >= len(doc.lines) or doc.lines[h.line].removed:
+            continue
+        line = doc.lines[h.line]
+        numbering = parse_numbering(h.title, explicit=True)
+        if numbering is None and previous is not None and _only_blank_between(doc, previous, h.line):
+            # "# Chapter 1" then "# Compilation": one heading printed on two lines
+            doc.lines[previous].heading += f" {h.title}"
+            doc.lines[previous].numbering = parse_numbering(doc.lines[previous].heading, explicit=True)
+            line.heading_part = True
+            previous = None
+            continue
+        line.heading, line.md_level, line.numbering = h.title, h.md_level, numbering
+        for extra in range(h.line + 1, min(h.end_line, len(doc.lines))):
+            doc.lines[extra].heading_part = True  # a setext underline
+        previous = h.line if numbering is not None and not numbering.rest.strip() else None
+
+
+def _only_blank_between(doc, first: int, last: int) -> bool:
+    return all(doc.lines[i].blank for i in range(first + 1, last))
+
+
+def text_headings(doc, pdf: bool = False, toc_entries: tuple = ()) -> None:
+    for idx, numbering in margin_headings(doc.texts, doc.removed(), need_isolation=not pdf).items():
+        if pdf and numbering is None:
+            continue  # PDF text has no blank lines to tell an unnumbered title from a short body line
+        line = doc.lines[idx]
+        if line.heading is not None:
+            continue
+        line.heading = " ".join(line.text.split())
+        line.numbering = numbering
+    if toc_entries:
+        _headings_named_by_toc(doc, toc_entries)
+
+
+def _toc_form(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def _headings_named_by_toc(doc, entries: tuple) -> None:
+    """The document's own ToC is a hint: a numbered line that is exactly one of its entries is a heading,
+    even where its layout (indented, no blank line after) hides it from the margin rule."""
+    wanted = {_toc_form(e.title) for e in entries if e.numbering is not None}
+    for line in doc.lines:
+        if line.heading is None and not line.removed and not line.blank and len(line.text) < 200 \
+                and _toc_form(line.text) in wanted:
+            line.heading = " ".join(line.text.split())
+            line.numbering = parse_numbering(line.heading)
+            wanted.discard(_toc_form(line.text))  # the first occurrence after the ToC is the heading
+
+def bookmark_lines(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> set[int]:
+    """The lines bookmarks point at, found before furniture is removed, so furniture never takes them."""
+    marks = [b if isinstance(b, Bookmark) else Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in bookmarks]
+    pages = page_line_ranges(doc, page_starts)
+    return {first for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, set(), exact_only=True)}
+
+
+def bookmark_headings(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> None:
+    marks = [b if isinstance(b, Bookmark) else Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in bookmarks]
+    nested = len({m.depth for m in marks}) > 1
+    pages = page_line_ranges(doc, page_starts)
+    for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, doc.removed()):
+        line = doc.lines[first]
+        if line.heading is not None:
+            continue  # two bookmarks on one line: the first one names it
+        line.heading = mark.title
+        line.numbering = parse_numbering(mark.title, explicit=True)
+        line.stated_level = mark.depth if nested else 0
+        for extra in range(first + 1, end):
+            doc.lines[extra].heading_part = True
+
+
+def font_size_headings(doc, page_starts: tuple[int, ...], found: tuple) -> None:
+    """A PDF without bookmarks: lines its fonts set apart, placed by their printed numbers where they have
+    them, else by font size (larger is higher); numbered margin lines the fonts missed still count."""
+    marks = [Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in found]
+    numbered = any(parse_numbering(m.title) for m in marks)
+    pages = page_line_ranges(doc, page_starts)
+    for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, doc.removed(), search_lines=10**9):
+        line = doc.lines[first]
+        if line.heading is None:
+            line.heading = " ".join(line.text.split())
+            line.numbering = parse_numbering(line.heading)
+            line.stated_level = 0 if numbered else mark.depth
+    if numbered:
+        text_headings(doc, pdf=True)
+
+
+def _is_prose(text: str) -> bool:
+    """A sentence ("First step."), or a longer run of words that ends like one."""
+    words, t = text.split(), text.strip()
+    if len(words) >= 2 and re.search(r"[a-z][.!?][\"”’)]?$", t):
+        return True
+    return len(words) >= PROSE_MIN_WORDS and bool(_PROSE_END.search(t))
+
+
+def _is_label(title: str) -> bool:
+    """A heading shape that no section title has: a footnote, a bare unit "(Percent)", a sentence."""
+    t = title.strip()
+    if _FOOTNOTE.search(t) or (t.startswith("(") and t.endswith(")")):
+        return True
+    if _CODE.search(t):
+        return True
+    return bool(_SENTENCE.search(t)) and (len(t.split()) >= 4 or t.endswith(":"))
+
+
+def _reject(doc, idx: int) -> None:
+    line = doc.lines[idx]
+    line.heading, line.numbering, line.md_level = None, None, 0
+    line.block = "heading-rejected"
+
+
+def drop_label_headings(doc) -> None:
+    """Unnumbered Markdown headings that are labels become body text again (never deleted)."""
+    run: list[int] = []
+
+    def close_run() -> None:
+        if len(run) >= LABEL_RUN and len({doc.lines[i].md_level for i in run}) == 1:
+            for i in run:
+                _reject(doc, i)
+        run.clear()
+
+    for idx, line in enumerate(doc.lines):
+        if line.removed or line.blank:
+            continue
+        if line.heading is not None and line.numbering is None:
+            if _is_label(line.heading):
+                _reject(doc, idx)
+                continue
+            if run and doc.lines[run[-1]].md_level != line.md_level:
+                close_run()
+            run.append(idx)
+        elif line.heading is not None or _is_prose(line.text):
+            close_run()
+    close_run()

@@ -1,0 +1,143 @@
+"""One rule that turns a document's headings, in reading order, into a tree, for every format.
+
+- Printed numbers decide where they exist: a decimal number's parent is the nearest open heading whose
+  number is a proper prefix of it (``4.1`` for ``4.1.2``; ``4.1.2`` with no ``4.1`` goes under ``4``), or
+  the open division (Part/Chapter) above it; ``Appendix B`` and ``B.`` are top-level numbers like ``12``;
+  Part is above Chapter; a bracketed ``(I)`` goes under the nearest numbered heading of another kind.
+- A level the document states itself (PDF bookmark nesting) is used as given.
+- Unnumbered headings: the Markdown ``#`` count, the last resort, places them among the open ones; an
+  unnumbered heading that follows another of the same ``#`` level with no text between them is its child.
+
+Ids are readable and stable: the printed number (``4.1.2``, ``b.3.1``, ``p2.iv``, ``ch1.1``), else the
+parent's id and a slug of the title; made unique per document with ``-2``, ``-3`` ...
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ingest.numbering import Numbering
+
+SLUG_WORDS = 4
+
+
+@dataclass
+class Heading:
+    title: str  # as a reader sees it (markup removed), number included
+    start: int  # offset of the heading in the original text
+    numbering: Numbering | None = None
+    md_level: int = 0  # number of '#', 0 when not a Markdown heading
+    stated_level: int = 0  # a level the document itself states (bookmark nesting), 0 when none
+    has_body_before_next: bool = True  # text follows before the next heading
+    # filled in by build_tree
+    level: int = 0
+    parent: int | None = None
+    id: str = ""
+
+
+def _can_parent(candidate: Heading, child: Heading) -> bool:
+    """May ``candidate`` (an open heading) be the parent of ``child``, judged by their numbers?"""
+    c, n = candidate.numbering, child.numbering
+    if n is None:
+        return True
+    if n.kind == "division":
+        return c is not None and c.kind == "division" and c.rank < n.rank
+    if n.kind == "roman":
+        return c is not None and c.kind == "division"
+    if n.kind == "decimal":
+        if c is None:
+            return False
+        if c.kind == "division":
+            return True
+        if c.kind == "roman":  # "A." under "II.", but an "Appendix A" is a top-level number
+            return not n.label.lower().startswith(("appendix", "annex"))
+        return c.kind == "decimal" and c.is_prefix_of(n)
+    if n.kind == "series":
+        return c is not None and c.kind == "division"
+    # paren: under any numbered heading that is not the same bracketed series
+    if c is None:
+        return False
+    return c.kind != "paren" or (c.style != n.style)
+
+
+def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading) -> None:
+    if not h.md_level:
+        # Plain text / PDF without a stated level: an unnumbered heading closes numbered ones.
+        while stack and headings[stack[-1]].numbering is not None:
+            stack.pop()
+        while stack and headings[stack[-1]].numbering is None:
+            stack.pop()
+        return
+    previous = headings[stack[-1]] if stack else None
+    if (previous is not None and previous.numbering is None and previous.md_level == h.md_level
+            and not previous.has_body_before_next):
+        return  # directly below a heading of the same level with nothing between: its first child
+    while stack and headings[stack[-1]].md_level and headings[stack[-1]].md_level >= h.md_level:
+        stack.pop()
+
+
+def _roman_one(headings: list[Heading]) -> None:
+    """Where "II." and "III." are sections, "I." is their first one, not a letter."""
+    if not any(h.numbering and h.numbering.kind == "roman" for h in headings):
+        return
+    for h in headings:
+        n = h.numbering
+        if n and n.kind == "decimal" and n.parts in (("i",), ("v",), ("x",)) and n.label.upper() == n.label:
+            h.numbering = Numbering("roman", n.label, n.parts, rest=n.rest)
+
+
+def build_tree(headings: list[Heading]) -> list[Heading]:
+    """Set level, parent and id of every heading (in place) and return them."""
+    _roman_one(headings)
+    stack: list[int] = []
+    for i, h in enumerate(headings):
+        if h.stated_level:
+            while stack and headings[stack[-1]].stated_level >= h.stated_level:
+                stack.pop()
+        elif h.numbering is None:
+            _place_unnumbered(stack, headings, h)
+        else:
+            while stack and not _can_parent(headings[stack[-1]], h):
+                stack.pop()
+        h.parent = stack[-1] if stack else None
+        h.level = headings[h.parent].level + 1 if h.parent is not None else 1
+        stack.append(i)
+    _assign_ids(headings)
+    return headings
+
+
+def slug(text: str) -> str:
+    return "-".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split()[:SLUG_WORDS]) or "section"
+
+
+def _own_token(h: Heading, parent: Heading | None) -> tuple[str, bool]:
+    """(id token, whether it is qualified by the parent's id)."""
+    n = h.numbering
+    if n is None:
+        return slug(h.title), True
+    if n.kind == "division":
+        return "".join(n.parts), parent is not None
+    if n.kind == "roman":
+        return n.parts[0], parent is not None
+    if n.kind == "paren":
+        return n.parts[0], parent is not None
+    parts = [re.sub(r"[^a-z0-9]+", "", p.lower()) or "x" for p in n.parts]
+    joined = ".".join(parts) if n.kind == "decimal" else f"{'.'.join(parts[:-1])}-{parts[-1]}"
+    if parent is not None and parent.numbering is not None and parent.numbering.kind in ("division", "roman"):
+        own = parent.numbering.parts[-1]
+        tail = parts[1:] if parts[0] == own and len(parts) > 1 else parts
+        return ".".join(tail), True
+    return joined, False
+
+
+def _assign_ids(headings: list[Heading]) -> None:
+    used: set[str] = set()
+    for h in headings:
+        parent = headings[h.parent] if h.parent is not None else None
+        token, qualified = _own_token(h, parent)
+        sid = f"{parent.id}.{token}" if qualified and parent is not None else token
+        base, n = sid, 2
+        while sid in used or sid == "opening":
+            sid, n = f"{base}-{n}", n + 1
+        used.add(sid)
+        h.id = sid

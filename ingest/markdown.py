@@ -1,0 +1,96 @@
+"""Markdown read with a real CommonMark parser (markdown-it-py, tables enabled).
+
+Its tokens carry source line maps, so headings and blocks are located by line in
+the original file and every offset stays exact. Headings are only what the
+parser calls headings at the top level of the document: a ``#`` inside fenced
+or indented code, an HTML block, a table, a block quote or a list item is never
+one. Heading titles are the inline text a reader sees: inline HTML (``<span
+id=…>``) dropped, backslash escapes resolved, emphasis markers gone.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+# Block kinds whose lines are never headings (and whose text is not prose).
+OPAQUE_BLOCKS = {"fence": "code", "code_block": "code", "html_block": "html"}
+CONTAINERS = {"table_open": "table", "blockquote_open": "quote", "bullet_list_open": "list",
+              "ordered_list_open": "list"}
+
+
+@dataclass
+class MarkdownHeading:
+    line: int  # 0-based line index of the heading
+    end_line: int  # line after the heading (setext headings span two lines)
+    title: str
+    md_level: int
+
+
+@dataclass
+class MarkdownBlocks:
+    headings: list[MarkdownHeading] = field(default_factory=list)
+    block_kind: dict[int, str] = field(default_factory=dict)  # line index -> "code" | "html" | "table" | ...
+    fence_lines: set[int] = field(default_factory=set)  # the ``` lines themselves (markup, not text)
+    tables: list[tuple[int, int]] = field(default_factory=list)  # (first line, end line) of each table
+    bold_lines: list[MarkdownHeading] = field(default_factory=list)  # one-line paragraphs that are all bold
+
+
+@lru_cache(maxsize=1)
+def _parser():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table")
+
+
+def inline_text(inline) -> str:
+    """What a reader sees of an inline token: text and code spans, no HTML, no markers."""
+    parts: list[str] = []
+    for child in inline.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    text = " ".join("".join(parts).split())
+    return _ATTRIBUTES.sub("", text)  # pandoc's "{#sec:intro .unnumbered}"
+
+
+_ATTRIBUTES = re.compile(r"\s*\{[#.][^{}]*\}\s*$")
+
+
+def _all_bold(inline) -> bool:
+    kids = [c for c in inline.children or () if not (c.type == "text" and not c.content.strip())]
+    return len(kids) >= 3 and kids[0].type == "strong_open" and kids[-1].type == "strong_close" and \
+        sum(c.type == "strong_open" for c in kids) == 1
+
+
+def read_blocks(text: str) -> MarkdownBlocks:
+    tokens = _parser().parse(text)
+    blocks = MarkdownBlocks()
+    for i, token in enumerate(tokens):
+        if token.map is None:
+            continue
+        first, end = token.map
+        if token.type == "heading_open" and token.level == 0:
+            title = inline_text(tokens[i + 1])
+            if title:
+                blocks.headings.append(MarkdownHeading(first, end, title, int(token.tag[1])))
+        elif token.type == "paragraph_open" and token.level == 0 and end - first == 1 and _all_bold(tokens[i + 1]):
+            blocks.bold_lines.append(MarkdownHeading(first, end, inline_text(tokens[i + 1]), 0))
+        elif token.type in OPAQUE_BLOCKS:
+            kind = OPAQUE_BLOCKS[token.type]
+            for n in range(first, end):
+                blocks.block_kind[n] = kind
+            if token.type == "fence":
+                blocks.fence_lines.add(first)
+                if end - 1 > first:
+                    blocks.fence_lines.add(end - 1)
+        elif token.type in CONTAINERS:
+            kind = CONTAINERS[token.type]
+            for n in range(first, end):
+                blocks.block_kind.setdefault(n, kind)
+            if kind == "table":
+                blocks.tables.append((first, end))
+    return blocks

@@ -1,0 +1,93 @@
+"""Headings of plain text (RFCs, text pulled out of PDFs): numbered lines at the margin.
+
+A heading is a line at column 0 that starts with a printed number
+(``4.1.2.  Client Hello``, ``Appendix B.  …``, ``B.3.1.``, ``14.35.1 Byte Ranges``, ``Chapter 3 …``), reads as
+a title (short, no sentence punctuation at the end), stands alone between blank lines, and whose number
+comes after the previous heading's in document order — so numbered list items and sentences that begin
+with a section number are not taken. Where the body is indented, short title lines at the margin are
+unnumbered headings (``Abstract``, ``Acknowledgments``).
+"""
+from __future__ import annotations
+
+import re
+
+from ingest.numbering import Numbering, order_key, parse_numbering
+
+MAX_TITLE_CHARS = 120
+MAX_TITLE_WORDS = 16
+MAX_UNNUMBERED_WORDS = 6
+# Where at least this share of body lines is indented, the margin is reserved for headings.
+INDENTED_BODY_SHARE = 0.6
+_DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*\d*\s*$")
+_SENTENCE_END = re.compile(r"[.,;:!?]\s*$")
+
+
+def _reads_as_title(rest: str) -> bool:
+    rest = rest.strip()
+    if not rest:
+        return False
+    if len(rest.split()) > MAX_TITLE_WORDS or _DOT_LEADER.search(rest) or _SENTENCE_END.search(rest):
+        return False
+    return rest[0].isupper() or rest[0].isdigit() or rest[0] in "(\"'“"
+
+
+def numbered_title(text: str, explicit: bool = False) -> Numbering | None:
+    """The numbering of a line that reads as a numbered title, else None."""
+    if len(text) > MAX_TITLE_CHARS or text[:1].isspace():
+        return None
+    numbering = parse_numbering(text, explicit)
+    if numbering is None:
+        return None
+    if numbering.kind in ("division", "decimal") and not numbering.rest.strip():
+        return numbering  # "Appendix B." alone, a division line "PART 2"
+    return numbering if _reads_as_title(numbering.rest) else None
+
+
+def _isolated(texts: list[str], skip: set[int], i: int) -> bool:
+    """Blank (or page furniture) on both sides."""
+    def neighbour_blank(step: int) -> bool:
+        j = i + step
+        while 0 <= j < len(texts) and j in skip:
+            j += step
+        return not (0 <= j < len(texts)) or not texts[j].strip()
+    return neighbour_blank(-1) and neighbour_blank(1)
+
+
+def _body_is_indented(texts: list[str], skip: set[int]) -> bool:
+    lines = [t for i, t in enumerate(texts) if t.strip() and i not in skip]
+    if not lines:
+        return False
+    return sum(t[:1].isspace() for t in lines) >= INDENTED_BODY_SHARE * len(lines)
+
+
+def _unnumbered_title(text: str) -> bool:
+    t = text.strip()
+    return (bool(t) and not text[:1].isspace() and t[0].isupper() and "  " not in t
+            and len(t.split()) <= MAX_UNNUMBERED_WORDS and not _SENTENCE_END.search(t) and not t.isdigit())
+
+
+def margin_headings(texts: list[str], skip: set[int], need_isolation: bool = True) -> dict[int, Numbering | None]:
+    """Line index -> numbering (None for an unnumbered margin heading)."""
+    found: dict[int, Numbering | None] = {}
+    last_decimal: tuple | None = None
+    indented = _body_is_indented(texts, skip)
+    for i, text in enumerate(texts):
+        if i in skip or not text.strip() or text[:1].isspace():
+            continue
+        if need_isolation and not _isolated(texts, skip, i):
+            continue
+        # Where the margin is kept for headings, "1 Introduction" (no dot, as older RFCs print it) is one too.
+        numbering = numbered_title(text.rstrip(), explicit=indented)
+        if numbering is None:
+            if indented and _unnumbered_title(text):
+                found[i] = None
+            continue
+        if numbering.kind == "paren" and not need_isolation:
+            continue
+        if numbering.kind == "decimal":
+            key = order_key(numbering)
+            if last_decimal is not None and key <= last_decimal:
+                continue  # a list item or a cross-reference, not the next section
+            last_decimal = key
+        found[i] = numbering
+    return found

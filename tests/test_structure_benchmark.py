@@ -1,0 +1,139 @@
+"""The structure benchmark on the bundled report and the real documents in ../shared/corpora/real:
+the issue's thresholds, and every chunk of every document maps back to its span byte for byte."""
+import re
+
+import pytest
+
+from eval.structure import format_table, run_structure_benchmark
+from ingest import Chunker, ingest_paths, parse_document
+from ingest.readers import read_report
+from settings import PROJECT_ROOT, SHARED_DIR
+
+REAL = SHARED_DIR / "corpora" / "real"
+BUNDLED_OUTLINES = PROJECT_ROOT / "eval" / "outlines"
+THRESHOLD = 0.95
+
+
+@pytest.fixture(scope="module")
+def real_scores():
+    assert REAL.is_dir(), f"the real-document corpus is missing: {REAL} (../shared beside the repo, or set REPORTQA_SHARED_DIR)"
+    scores = run_structure_benchmark(REAL)
+    print(format_table(scores))
+    assert len(scores) >= 4, [s.document for s in scores]
+    return {s.document: s for s in scores}
+
+
+def _check(score, parent=True):
+    assert not score.error, score.error
+    assert score.recall >= THRESHOLD, (score.document, score.examples)
+    if parent:
+        assert score.parent_accuracy >= THRESHOLD, (score.document, score.examples)
+    assert score.number_accuracy is None or score.number_accuracy >= THRESHOLD, (score.document, score.examples)
+    assert score.not_sections == 0 and score.repeated_titles == 0 and score.toc_sections == 0, score.examples
+
+
+def test_bundled_report_is_exact():
+    (score,) = run_structure_benchmark(BUNDLED_OUTLINES)
+    assert score.expected == score.found == score.recovered == 22
+    assert score.recall == score.parent_accuracy == score.number_accuracy == 1.0
+
+
+@pytest.mark.parametrize("name", ["rfc8446", "switch-transformers-marker", "irs-irm-2.3.59-pdf"])
+def test_real_documents_meet_the_thresholds(real_scores, name):
+    _check(real_scores[name])
+
+
+def test_flat_markdown_without_numbers_meets_recall_and_artifact_thresholds(real_scores):
+    _check(real_scores["imf-weo-2023-unstructured"], parent=False)
+
+
+@pytest.mark.xfail(strict=True, reason="IMF: 'Inflation Peaking' is a sub-heading of 'The Forecast' only by font "
+                                       "size in the PDF; the Markdown gives flat '#' and no numbers (known gap)")
+def test_flat_markdown_parents(real_scores):
+    assert real_scores["imf-weo-2023-unstructured"].parent_accuracy >= THRESHOLD
+
+
+def _reconstruct(text, mask, start, end):
+    kept = "".join(ch for i, ch in enumerate(text[start:end], start) if not mask[i])
+    return re.sub(r"\s+", " ", kept).strip()
+
+
+def test_every_chunk_of_every_real_document_maps_back(settings):
+    assert REAL.is_dir(), f"the real-document corpus is missing: {REAL}"
+    chunker = Chunker.from_settings(settings)
+    result = ingest_paths(sorted(p for p in REAL.rglob("*") if p.suffix in (".md", ".txt", ".pdf")
+                                 and p.stem != "SOURCE"), chunker)
+    assert not result.failures, result.failures
+    assert len(result.documents) == 4
+    docs = {d.id: d for d in result.documents}
+    masks = {d.id: parse_document(d).mask for d in result.documents}
+    for chunk in result.chunks:
+        doc = docs[chunk.document_id]
+        assert chunk.tokens <= settings.chunk_tokens
+        assert _reconstruct(doc.text, masks[doc.id], chunk.char_start, chunk.char_end) == chunk.text, chunk.id
+
+
+def test_pdf_chunks_cite_their_bookmark_page(settings):
+    """IRS manual: each bookmarked section starts on the page its bookmark targets, and its chunks cite
+    pages from there up to where the next section starts (a heading alone on a page: text on the next)."""
+    import json
+
+    folder = REAL / "irs-irm-2.3.59-pdf"
+    outline = json.loads((folder / "outline.json").read_text())
+    result = ingest_paths([folder / "irm-2.3.59.pdf"], Chunker.from_settings(settings))
+    doc = result.documents[0]
+    chunks: dict[str, list] = {}
+    for c in result.chunks:
+        chunks.setdefault(c.section_id, []).append(c)
+    by_title = {" ".join(s.title.split()): s for s in result.sections}
+    expected = outline["sections"]
+    checked = 0
+    for n, e in enumerate(expected):
+        section = by_title.get(" ".join(f"{e['number']} {e['title']}".split()))
+        assert section is not None, e["title"]
+        assert doc.page_at(section.char_start) == e["page"], (e["title"], doc.page_at(section.char_start))
+        last_page = expected[n + 1]["page"] if n + 1 < len(expected) else len(doc.page_starts)
+        for c in chunks.get(section.id, []):
+            assert e["page"] <= c.page <= last_page, (e["title"], c.page)
+            assert c.page_label == doc.page_labels[c.page - 1]
+            checked += 1
+    assert checked >= 300
+
+
+def test_cli_eval_structure_prints_the_table_and_json(capsys):
+    import json
+
+    from service.cli import main
+
+    assert main(["eval", "--structure", str(BUNDLED_OUTLINES)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:4] == ["document", "expected", "recovered", "recall"]
+    assert "bundled" in table
+    assert main(["eval", "--structure", str(BUNDLED_OUTLINES), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["document"] == "bundled" and row["recall"] == 1.0
+    assert main(["eval", "--structure", str(BUNDLED_OUTLINES / "missing")]) == 2
+
+
+def test_cli_sections_json_needs_no_model(built_index, settings, capsys):
+    import json
+
+    from service.cli import main
+
+    assert main(["sections", "--json", "--index", str(settings.index_dir)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    ids = [s["id"] for s in data["sections"]]
+    assert ids[:3] == ["opening", "p1", "p2"] and len(ids) == 23
+    with pytest.raises(SystemExit):
+        main(["sections", "--model", "x"])  # listing sections takes no model flag
+
+
+def test_hostile_documents_keep_every_body_sentence():
+    """The hostile-document benchmark's body check (its timings are printed by the benchmark, not asserted)."""
+    from eval.structure import format_hostile, hostile_benchmark
+
+    results = hostile_benchmark(check_doubling=False)
+    print(format_hostile(results))
+    assert len(results) == 5
+    for r in results:
+        assert r.kept == r.sentences, r

@@ -1,0 +1,291 @@
+"""Each format's furniture and headings, on small inputs written here: Markdown (a real CommonMark parser),
+plain text with page breaks, PDFs with and without bookmarks and page labels."""
+from pathlib import Path
+
+from ingest import Chunker, ingest_paths, parse_document
+from ingest.chunking import ChunkingConfig
+from ingest.readers import read_report
+from ingest.structure import parse_report
+
+BODY = ("The committee reviewed the program in detail. It found that funding was adequate in most regions. "
+        "However, several districts reported delays in procurement.")
+
+
+def _chunker(settings):
+    return Chunker(ChunkingConfig(80, 0, "section"), settings.tiktoken_encoding, settings.resolved_model_path)
+
+
+def _ids(parsed):
+    return [s.id for s in parsed.sections if s.title]
+
+
+def test_markdown_code_html_and_tables_are_never_headings_and_numbers_decide_levels():
+    text = (
+        "# A Paper\n\n"
+        "### <span id=\"page-2-0\"></span>1. Introduction\n\n" + BODY + "\n\n"
+        "## <span id=\"page-3-0\"></span>2. Method\n\n" + BODY + "\n\n"
+        "#### 2.1 Data \\_ Sources\n\n" + BODY + "\n\n"
+        "### 2.2 **Routing** *rules*\n\n" + BODY + "\n\n"
+        "```python\n# router logits shape: [cores, tokens]\nx = 1\n```\n\n"
+        "    # indented code is code\n\n"
+        "<div>\n# not a heading either\n</div>\n\n"
+        "| # | Name |\n|---|---|\n| 1 | Alpha |\n\n"
+        "> # quoted\n\n"
+        "- # listed\n\n"
+        "## 2.3.1 Deep\n\n" + BODY + "\n"
+    )
+    parsed = parse_report(text)
+    by_id = {s.id: s for s in parsed.sections}
+    assert _ids(parsed) == ["1", "2", "2.1", "2.2", "2.3.1"]
+    assert by_id["2.1"].title == "2.1 Data _ Sources" and by_id["2.2"].title == "2.2 Routing rules"
+    assert by_id["2.2"].parent_id == "2" and by_id["2.2"].level == 2
+    assert by_id["2.3.1"].parent_id == "2"  # no 2.3: the nearest ancestor that exists
+    assert by_id["1"].title == "1. Introduction" and by_id["1"].number == "1"
+
+
+def test_markdown_table_rows_are_whole_units(settings, tmp_path):
+    rows = "".join(f"| row {i} | value {i} with several words to fill the budget |\n" for i in range(40))
+    path = tmp_path / "t.md"
+    path.write_text("# T\n\n## 1. Data\n\n| key | value |\n|---|---|\n" + rows)
+    result = ingest_paths([path], _chunker(settings))
+    table_chunks = [c for c in result.chunks if "row" in c.text]
+    assert len(table_chunks) > 1
+    for c in table_chunks:
+        assert c.text.startswith("|") and c.text.endswith("|"), c.text[:40]  # never cut mid-row
+        assert "| key | value |" in c.embed_text  # the header row goes with every chunk of the table
+    assert "| row 39 |" in " ".join(c.text for c in table_chunks)
+
+
+def test_markdown_label_headings_and_running_headers_are_not_sections():
+    footer = "Example Agency | March 2024"
+    text = "# Cover\n# WORDS\n# ON\n# COVER\n\nIntro sentence that is long enough to be prose here.\n"
+    for page in range(1, 6):
+        text += (f"# Findings Part {page}\n\n" if page == 2 else "") + " ".join([BODY] * 8) + "\n"
+        text += f"{footer} {page}\n# RUNNING HEAD OF THE REPORT\n"
+    text += "# Median country\n# United States\n# Euro area\n# (Percent)\n# 8/ Excludes one country.\n# Oil 7/\n"
+    parsed = parse_report(text)
+    titles = [s.title for s in parsed.sections if s.title]
+    assert titles == ["Findings Part 2"], titles
+    counts = parsed.artifact_counts()
+    assert counts["footer"] == 5 and counts["header"] == 5
+
+
+def _rfc_like() -> str:
+    toc = ("Table of Contents\n\n"
+           "   1.  Introduction  . . . . . . . . . . . . . . . . . . . . . .   2\n"
+           "     1.1.  Terms . . . . . . . . . . . . . . . . . . . . . . . .   2\n"
+           "   2.  Protocol  . . . . . . . . . . . . . . . . . . . . . . . .   3\n"
+           "   Appendix A.  Examples . . . . . . . . . . . . . . . . . . . .   4\n")
+    pages = [toc,
+             "1.  Introduction\n\n   The protocol is described here in\n   general terms and it is",
+             "   continued after the break.  Second sentence.\n\n1.1.  Terms\n\n   1.  A numbered list item\n\n"
+             "   Terms are defined.\n\n2.  Protocol\n\n   " + BODY,
+             "Appendix A.  Examples\n\n   Examples follow.\n\nA.1.  First\n\n   One example.\n"]
+    out = []
+    for n, page in enumerate(pages, 1):
+        header = "" if n == 1 else "RFC 9999                  Example                 May 2030\n\n"
+        out.append(header + page + f"\n\nDoe                     Informational                 [Page {n}]\n")
+    return "\f\n".join(out)
+
+
+def test_plain_text_page_furniture_toc_and_margin_headings(tmp_path, settings):
+    path = tmp_path / "rfc.txt"
+    path.write_text(_rfc_like())
+    result = ingest_paths([path], _chunker(settings))
+    ids = [s.id for s in result.sections if s.title]
+    assert ids == ["1", "1.1", "2", "a", "a.1"], ids
+    by_id = {s.id: s for s in result.sections}
+    assert by_id["a.1"].parent_id == "a" and by_id["1.1"].parent_id == "1"
+    text = " ".join(c.text for c in result.chunks)
+    assert "described here in general terms and it is continued after the break." in text
+    for furniture in ("[Page", "RFC 9999", ". . .", "Table of Contents"):
+        assert furniture not in text
+    doc = result.documents[0]
+    assert doc.footers_removed == 4 and doc.headers_removed == 3 and doc.toc_lines_removed == 5
+
+
+def test_lines_that_look_alike_are_not_furniture_without_page_boundaries(tmp_path, settings):
+    """3,000 numbered sections each saying 'Text of section N is here.': all body text stays."""
+    text = "".join(f"{n}. Section {n}\n\nText of section {n} is here.\n\n" for n in range(1, 3001))
+    path = tmp_path / "many.txt"
+    path.write_text(text)
+    result = ingest_paths([path], _chunker(settings))
+    assert not result.failures
+    assert len([s for s in result.sections if s.title]) == 3000
+    joined = " ".join(c.text for c in result.chunks)
+    assert joined.count("is here.") == 3000
+
+
+def _pdf(path: Path, bookmarks: bool, nested: bool = False, labels: bool = False):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    chapters = [("1. Energy", ["1.1 Supply", "1.2 Demand"]), ("2. Transport", ["2.1 Roads"])]
+    words = ["Solar", "Wind", "Rail", "Harbour", "Bridge", "Canal"]
+    page = 0
+    for title, subs in chapters:
+        for n, heading in enumerate([title] + subs):
+            pdf.add_page()
+            page += 1
+            if labels and page == 1:
+                pdf.set_page_label("r")
+            elif labels and page == 2:
+                pdf.set_page_label("D", label_start=1)
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text="Regional Outlook 2030")
+            if bookmarks:
+                pdf.start_section(heading if not nested else heading.split(" ", 1)[1], level=1 if (nested and n) else 0)
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=heading)
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"{words[page]} work is planned. {BODY}")
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"Page {page}")
+    pdf.output(str(path))
+
+
+def test_pdf_flat_bookmarks_levels_from_numbers_and_page_labels(tmp_path, settings):
+    path = tmp_path / "flat.pdf"
+    _pdf(path, bookmarks=True, labels=True)
+    doc = read_report(path)
+    assert len(doc.bookmarks) == 5 and doc.page_labels[:3] == ("i", "1", "2")
+    result = ingest_paths([path], _chunker(settings))
+    by_id = {s.id: s for s in result.sections}
+    assert [s.id for s in result.sections if s.title] == ["1", "1.1", "1.2", "2", "2.1"]
+    assert by_id["1.2"].parent_id == "1"
+    first = {}
+    for c in result.chunks:
+        first.setdefault(c.section_id, c)
+    assert [first[i].page for i in ("1", "1.1", "1.2", "2", "2.1")] == [1, 2, 3, 4, 5]
+    assert first["1"].page_label == "i" and first["1.1"].page_label == "1"
+    assert all("Regional Outlook" not in c.text and "Page " not in c.text for c in result.chunks)
+
+
+def test_pdf_nested_bookmarks_state_the_levels(tmp_path, settings):
+    path = tmp_path / "nested.pdf"
+    _pdf(path, bookmarks=True, nested=True)
+    parsed = parse_document(read_report(path))
+    sections = [s for s in parsed.sections if s.title]
+    assert [(s.title, s.level) for s in sections] == [
+        ("Energy", 1), ("Supply", 2), ("Demand", 2), ("Transport", 1), ("Roads", 2)]
+    assert sections[1].parent_id == sections[0].id
+
+
+def test_pdf_without_bookmarks_uses_numbered_lines(tmp_path, settings):
+    path = tmp_path / "plain.pdf"
+    _pdf(path, bookmarks=False)
+    parsed = parse_document(read_report(path))
+    assert [s.id for s in parsed.sections if s.title] == ["1", "1.1", "1.2", "2", "2.1"]
+
+
+def test_merged_chapter_heading_is_split_and_ids_are_stable():
+    text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
+    first, again = parse_report(text), parse_report(text)
+    assert _ids(first) == ["ch1", "ch1.1"] == _ids(again)
+    by_id = {s.id: s for s in first.sections}
+    assert by_id["ch1.1"].parent_id == "ch1" and by_id["ch1.1"].title.startswith("1.1 Compiled")
+
+
+def test_files_over_the_size_limit_are_skipped_with_a_reason(tmp_path, settings):
+    path = tmp_path / "big.txt"
+    path.write_text("x" * (2 * 1024 * 1024))
+    result = ingest_paths([path], _chunker(settings), max_file_mb=1)
+    assert result.failures and "over the 1 MB limit" in result.failures[0].reason
+
+
+def test_pdf_without_bookmarks_reads_heading_levels_from_font_size(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+
+    def line(text, size, style=""):
+        pdf.set_font("Helvetica", style, size)
+        pdf.multi_cell(0, size * 0.6, new_x="LMARGIN", new_y="NEXT", text=text)
+
+    line("Regional Outlook", 20, "B")
+    for title, subs in (("Energy Markets", ["Supply Side", "Demand Side"]), ("Transport Networks", ["Roads"])):
+        line(title, 15, "B")
+        line(BODY, 11)
+        for sub in subs:
+            line(sub, 12, "B")
+            line(f"{sub} matters. " + BODY, 11)
+    path = tmp_path / "fonts.pdf"
+    pdf.output(str(path))
+    parsed = parse_document(read_report(path))
+    assert parsed.title == "Regional Outlook"
+    assert [(s.title, s.level) for s in parsed.sections if s.title] == [
+        ("Energy Markets", 1), ("Supply Side", 2), ("Demand Side", 2), ("Transport Networks", 1), ("Roads", 2)]
+
+
+def test_markdown_page_headers_with_page_numbers_are_not_sections():
+    """A converter's page headers ("## 12 CHAPTER 1. COMPILATION") become neither sections nor body."""
+    text = "# Compilers\n\n# Chapter 1 Compilation\n\n" + BODY + "\n\n## 1.1 Compiled Languages\n\n"
+    for page in range(12, 17):
+        text += BODY + " It continues\n\n" + f"## {page} CHAPTER 1. COMPILATION\n\n" + "on the next page.\n\n"
+    text += "## Step 1\n\nFirst step.\n\n## Step 2\n\nSecond step.\n\n## Step 3\n\nThird step.\n"
+    parsed = parse_report(text)
+    titles = [s.title for s in parsed.sections if s.title]
+    assert titles == ["Chapter 1 Compilation", "1.1 Compiled Languages", "Step 1", "Step 2", "Step 3"], titles
+    assert sum(parsed.artifact_counts().get(k, 0) for k in ("header", "footer")) == 5
+    body = " ".join(parsed.paragraphs and [" ".join(text[a:b] for a, b in spans) for spans in parsed.paragraphs.values()])
+    assert body.count("on the next page.") == 5 and body.count("It continues") == 5
+
+
+def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
+    text = ("Contents\n\n   1. Scope ........ 1\n   2. Terms ........ 1\n   3. Method ........ 2\n\n"
+            "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
+    parsed = parse_report(text, markdown=False)
+    assert [s.id for s in parsed.sections if s.title] == ["1", "2", "3"]
+
+
+def test_markdown_heading_split_over_two_lines_and_linked_toc():
+    text = ("# Compilers\n\n## Contents\n\n- [Chapter 1 Compilation](#ch1)\n- [1.1 Compiled Languages](#s11)\n"
+            "- [1.2 Interpreters](#s12)\n\n# Chapter 1\n\n# Compilation\n\n" + BODY + "\n\n"
+            "## 1.1 Compiled Languages\n\n" + BODY + "\n\n## 1.2 Interpreters\n\n" + BODY + "\n")
+    parsed = parse_report(text)
+    sections = [s for s in parsed.sections if s.title]
+    assert [(s.id, s.title) for s in sections] == [
+        ("ch1", "Chapter 1 Compilation"), ("ch1.1", "1.1 Compiled Languages"), ("ch1.2", "1.2 Interpreters")]
+    assert parsed.artifact_counts()["toc"] == 4  # three entries and the "Contents" heading
+
+
+def test_older_rfc_style_bare_numbers_at_the_margin():
+    page1 = ("Table of Contents\n\n   1   Introduction ...................................  1\n"
+             "   1.1 Purpose ........................................  1\n"
+             "   14.35.1 Byte Ranges ..............................  2\n\n"
+             "1 Introduction\n\n1.1 Purpose\n\n   The protocol is\n   described here and it is")
+    page2 = ("   continued on this page.\n\n14.35.1 Byte Ranges\n\n   Ranges are counted in bytes.\n\n"
+             "   12 items are listed below.\n")
+    page3 = "   More text follows.\n"
+    pages = [page1, page2, page3]
+    text = "\f\n".join(f"RFC 0000        Old Style        June 1999\n\n{p}\n\nAuthor          Standards Track          [Page {n}]\n"
+                       for n, p in enumerate(pages, 1))
+    parsed = parse_report(text, markdown=False)
+    sections = {s.id: s for s in parsed.sections if s.title}
+    assert list(sections) == ["1", "1.1", "14.35.1"]
+    assert sections["14.35.1"].parent_id is None and sections["1.1"].parent_id == "1"
+
+
+def test_plain_text_title_from_a_two_column_front_page():
+    text = ("Internet Engineering Task Force (IETF)                  A. Author\nRequest for Comments: 9999"
+            "                          Example\n\n\n        A Protocol for Testing Titles\n\nAbstract\n\n"
+            "   This document is a test.\n\n1.  Introduction\n\n" + "".join(f"   {s}.\n" for s in BODY.split(". ") * 2))
+    parsed = parse_report(text, markdown=False)
+    assert parsed.title == "A Protocol for Testing Titles"
+    assert [s.title for s in parsed.sections if s.title] == ["Abstract", "1.  Introduction".replace("  ", " ")]
+
+
+def test_roman_sections_with_lettered_subsections():
+    text = ("# A Paper\n\n## I. INTRODUCTION\n\n" + BODY + "\n\n## II. RELATED WORK\n\n" + BODY + "\n\n"
+            "### A. Routing\n\n" + BODY + "\n\n### B. Sparsity\n\n" + BODY + "\n\n## III. METHOD\n\n" + BODY + "\n\n"
+            "## Appendix A. Proofs\n\n" + BODY + "\n")
+    parsed = parse_report(text)
+    sections = {s.id: s for s in parsed.sections if s.title}
+    assert list(sections) == ["i", "ii", "ii.a", "ii.b", "iii", "a"]
+    assert sections["ii.b"].parent_id == "ii" and sections["a"].parent_id is None
+
+
+def test_markdown_bold_numbered_lines_and_pandoc_attributes():
+    text = ("# Report\n\n## 2 Method {#sec:method}\n\n" + BODY + "\n\n**2.1 Sampling**\n\n" + BODY + "\n\n"
+            "**Note:** bold lead-ins are body text.\n\n**Key findings**\n\n" + BODY + "\n")
+    parsed = parse_report(text)
+    sections = [(s.id, s.title) for s in parsed.sections if s.title]
+    assert sections == [("2", "2 Method"), ("2.1", "2.1 Sampling")]
