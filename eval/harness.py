@@ -408,8 +408,9 @@ def run_cli(args, settings) -> int:
             raise CliError(f"{folder} is not a BEIR dataset folder (queries.jsonl missing)", 2)
         started = time.perf_counter()
         fields = getattr(args, "beir_fields", "multifield")
-        results = run_beir(folder, beir_retriever(settings, embedder, fields), modes, args.split, progress)
-        print(f"BEIR {folder.name} ({args.split}, BM25 {fields}), {time.perf_counter() - started:.0f}s")
+        split = args.split or "test"
+        results = run_beir(folder, beir_retriever(settings, embedder, fields), modes, split, progress)
+        print(f"BEIR {folder.name} ({split}, BM25 {fields}), {time.perf_counter() - started:.0f}s")
         cols = ["ndcg@10", "mrr@10", "recall@5", "recall@100"]
         print(f"{'mode':<10}{'n':>5}" + "".join(f"{c:>12}" for c in cols))
         for mode, m in results.items():
@@ -427,14 +428,24 @@ def run_cli(args, settings) -> int:
     problems = validate_questions(questions, retriever.index)
     if problems:
         raise CliError(f"eval set has {len(problems)} problem(s), first: {problems[0]}", 3)
+    # issue 15: report the held-out half unless told otherwise; fit only on the fit half.
+    from eval.splits import DEFAULT_SPLIT, SplitError, baseline_file, select
+
+    split = args.split or DEFAULT_SPLIT
+    if args.write_baseline and args.check_baseline:
+        raise CliError("--write-baseline and --check-baseline in one run: a run never rewrites the baseline it checks", 2)
+    try:
+        fit_half, questions = select(questions, "fit"), select(questions, split)
+    except SplitError as exc:
+        raise CliError(str(exc), 3) from None
     if args.calibrate:
-        _, details = run_report(retriever, questions, ["hybrid"], progress, with_baseline=False)
-        feats = [details["hybrid"][q.id]["features"] for q in questions]
-        labels = [q.answerable for q in questions]
+        _, details = run_report(retriever, fit_half, ["hybrid"], progress, with_baseline=False)
+        feats = [details["hybrid"][q.id]["features"] for q in fit_half]
+        labels = [q.answerable for q in fit_half]
         model = fit_answerability(feats, labels)
         cv = cross_validated_rates(feats, labels)
         cos = cosine_only_rates(feats, labels)
-        model["fitted_on"] = {"questions": len(questions), "file": "eval/questions.jsonl",
+        model["fitted_on"] = {"questions": len(fit_half), "file": "eval/questions.jsonl", "split": "fit",
                               "cross_validated": cv, "cosine_only": cos}
         ANSWERABILITY.write_text(json.dumps(model, indent=2) + "\n")
         print(f"wrote {ANSWERABILITY.relative_to(EVAL_DIR.parent)}; 5-fold CV: rejects "
@@ -445,7 +456,7 @@ def run_cli(args, settings) -> int:
         retriever.answerability = load_answerability()
 
     reports, _ = run_report(retriever, questions, modes, progress)
-    print(f"eval set: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
+    print(f"eval set, {split} split: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
           f"section-level metrics, chunks mapped to sections and deduplicated\n")
     print(format_table(reports))
     print("\nby question type:")
@@ -457,10 +468,13 @@ def run_cli(args, settings) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in reports], indent=2))
     if args.write_baseline:
-        BASELINE.write_text(json.dumps(baseline_snapshot(reports), indent=2) + "\n")
-        print(f"\nwrote {BASELINE.name}")
+        baseline_file(split).write_text(json.dumps(baseline_snapshot(reports), indent=2) + "\n")
+        print(f"\nwrote {baseline_file(split).name}")
     if args.check_baseline:
-        return _report_drops(check_baseline(reports, json.loads(BASELINE.read_text())), "")
+        if not baseline_file(split).is_file():
+            raise CliError(f"no baseline for the {split} split ({baseline_file(split).name})", 3)
+        return _report_drops(check_baseline(reports, json.loads(baseline_file(split).read_text())),
+                             f" (eval/{baseline_file(split).name})")
     return 0
 
 
@@ -469,7 +483,7 @@ def _report_drops(drops: list[str], where: str) -> int:
     for d in drops:
         print(f"below baseline: {d}", file=sys.stderr)
     if not drops:
-        print(f"\nall metrics at or above eval/baseline.json{where}")
+        print(f"\nall metrics at or above the baseline{where}")
     return 1 if drops else 0
 
 

@@ -290,7 +290,48 @@ def cmd_config(args) -> int:
 def cmd_eval(args) -> int:
     from eval.harness import run_cli
 
+    if args.qasper or args.compare:
+        return _eval_qasper_or_compare(args, _settings(args))
     return run_cli(args, _settings(args))
+
+
+def _eval_qasper_or_compare(args, settings) -> int:
+    """`eval --qasper FILE` and `eval --compare A.json B.json` (issue 15): the runners live in eval/."""
+    from dataclasses import asdict
+
+    from eval.compare import (BadOverrides, apply_overrides, format_comparison, load_overrides, run_qasper_compare,
+                              run_report_compare)
+    from eval.qasper import QasperInputError, format_report, run_qasper
+    from eval.splits import DEFAULT_SPLIT, SplitError
+    from index import load_embedder
+
+    progress, out = Progress(args.quiet), {}
+    try:
+        names = [Path(f).stem for f in args.compare or ()]
+        names = names if len(set(names)) == 2 else ["A", "B"]
+        configs = {n: apply_overrides(settings, load_overrides(Path(f)), f)
+                   for n, f in zip(names, args.compare)} if args.compare else None
+        passages, questions = load_embedder(settings, ingest=True), load_embedder(settings)
+        if args.qasper and configs:
+            report, comparison = run_qasper_compare(Path(args.qasper), configs, passages, questions, args.papers,
+                                                    args.library, progress)
+            print(format_report(report) + "\n\nA/B (filtered to the paper):\n" + format_comparison(comparison))
+            out = {"qasper": report.to_json(), "compare": asdict(comparison)}
+        elif args.qasper:
+            report = run_qasper(Path(args.qasper), settings, passages, questions, args.papers, args.library,
+                                progress=progress)
+            print(format_report(report))
+            out = report.to_json()
+        else:
+            split = args.split or DEFAULT_SPLIT
+            comparison = run_report_compare(configs, passages, questions, split, progress)
+            print(f"eval set, {split} split, section level\n" + format_comparison(comparison))
+            out = asdict(comparison)
+    except (QasperInputError, BadOverrides, SplitError) as exc:
+        raise CliError(str(exc), EXIT_INPUT) from None
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -307,7 +348,9 @@ EXAMPLES = {
            '  reportqa ask "data flows" --k 3 --section p3 --json',
     "serve": "examples:\n  reportqa serve\n  reportqa serve --port 8080 --index /srv/reportqa/index",
     "eval": "examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json out.json\n"
-            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus",
+            "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus\n"
+            "  reportqa eval --qasper ../shared/benchmarks/qasper/qasper-dev-v0.3.json --papers 30 --library\n"
+            "  reportqa eval --compare a.json b.json --qasper ../shared/benchmarks/qasper/qasper-train-v0.3.json",
     "sections": "examples:\n  reportqa sections\n  reportqa sections --index /srv/reportqa/index",
     "config": "examples:\n  reportqa config\n  REPORTQA_CHUNK_TOKENS=200 reportqa config",
     "bench": "examples:\n  reportqa bench\n  reportqa bench --quick --json bench.json\n  reportqa bench --scale 10000,100000",
@@ -367,7 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", action="append", choices=["dense", "bm25", "hybrid"], help="mode(s) to score (default all)")
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
-    p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    p.add_argument("--split", help="eval set half: heldout (default), fit or all; BEIR: qrels split (default test)")
+    p.add_argument("--qasper", metavar="FILE", help="a QASPER JSON file: ingest its papers as one library and "
+                   "score evidence retrieval beside the paragraph-RRF peer")
+    p.add_argument("--papers", type=int, metavar="N", help="--qasper: only the first N papers")
+    p.add_argument("--library", action="store_true", help="--qasper: also ask every question over the whole library")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="A/B two settings-override files on "
+                   "the same questions (with --qasper: its papers; else the eval set's --split)")
     p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
                    help="BEIR BM25: title and body as separate fields, scores summed, as in the published "
                         "baselines (default), or one flat text")
