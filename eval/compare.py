@@ -283,11 +283,13 @@ def _papers_questions(path: Path, papers: int | None):
 def run_report_compare(configs: dict[str, object], passage_embedder, question_embedder, split: str,
                        progress: Progress | None = None) -> Comparison:
     """Both configurations and the peer on the bundled report's eval set (``split`` half), section level."""
+    from eval.qasper import CachingEmbedder
     from eval.splits import select
 
     if len(configs) != 2:
         raise BadOverrides("--compare takes two configurations with different names")
     questions = select(read_report_questions(), split)
+    passage_embedder = CachingEmbedder(passage_embedder.full_precision())  # B reuses A's sentence vectors
     with tempfile.TemporaryDirectory(prefix="reportqa-compare-") as folder:
         runs, result = [], None
         for name, config in configs.items():
