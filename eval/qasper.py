@@ -14,6 +14,9 @@ and says which.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
+import os
 import shutil
 import tempfile
 import time
@@ -80,11 +83,43 @@ class QasperReport:
 
 class CachingEmbedder:
     """An embedder that encodes each distinct text once per run (builds with other chunking settings and
-    the peer share sentence and paragraph vectors). Every other attribute is the wrapped embedder's."""
+    the peer share sentence and paragraph vectors). Every other attribute is the wrapped embedder's.
 
-    def __init__(self, inner):
+    With ``store`` (a folder) the vectors are also kept on disk between runs, keyed by the model's
+    fingerprint and each text's SHA-256 (``<fingerprint>.npy`` + ``<fingerprint>.keys.json``, written
+    atomically, read without pickle): a development loop over the same papers embeds them once."""
+
+    def __init__(self, inner, store: Path | None = None):
         self._inner = inner
         self._cache: dict[str, np.ndarray] = {}
+        self._stored: dict[str, np.ndarray] = {}
+        self._store = Path(store) if store else None
+        if self._store and self._files()[0].is_file():
+            vectors, keys = np.load(self._files()[0], allow_pickle=False), json.loads(self._files()[1].read_text())
+            if len(keys) == len(vectors):
+                self._stored = dict(zip(keys, vectors))
+
+    def _files(self) -> tuple[Path, Path]:
+        base = self._store / self._inner.fingerprint
+        return base.with_suffix(".npy"), base.with_suffix(".keys.json")
+
+    def _save(self) -> None:
+        self._store.mkdir(parents=True, exist_ok=True)
+        vectors_path, keys_path = self._files()
+        keys = list(self._stored)
+        tmp = vectors_path.with_suffix(f".tmp-{os.getpid()}.npy")
+        np.save(tmp, np.stack([self._stored[k] for k in keys]), allow_pickle=False)
+        tmp_keys = keys_path.with_suffix(f".tmp-{os.getpid()}")
+        tmp_keys.write_text(json.dumps(keys))
+        os.replace(tmp, vectors_path)
+        os.replace(tmp_keys, keys_path)
+
+    def _lookup(self, texts: list[str]) -> None:
+        for t in texts:
+            if t not in self._cache and self._stored:
+                hit = self._stored.get(hashlib.sha256(t.encode()).hexdigest())
+                if hit is not None:
+                    self._cache[t] = hit
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -93,10 +128,14 @@ class CachingEmbedder:
         return self
 
     def encode(self, texts: list[str], batch_size: int = 32, progress=None) -> np.ndarray:
+        self._lookup(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
             vectors = self._inner.encode(missing, batch_size, progress)
             self._cache.update(zip(missing, vectors))
+            if self._store and len(missing) > 1:
+                self._stored.update((hashlib.sha256(t.encode()).hexdigest(), v) for t, v in zip(missing, vectors))
+                self._save()
         elif progress:
             progress(len(texts), len(texts))
         out = np.empty((len(texts), self._inner.dimension), dtype=np.float32)
@@ -196,11 +235,15 @@ def _outcome(q: QasperQuestion, covers: list[frozenset], answerable: bool | None
 
 def evaluate_reportqa(library: QasperLibrary, settings, passage_embedder, question_embedder, name: str = "ReportQA",
                       mode: str | None = None, with_library: bool = False,
-                      progress: Progress | None = None) -> tuple[SystemReport, list[str]]:
-    """ReportQA with ``settings`` on the library's questions: (report, papers not ingested)."""
+                      progress: Progress | None = None, searcher=None) -> tuple[SystemReport, list[str]]:
+    """ReportQA with ``settings`` on the library's questions: (report, papers not ingested).
+    ``searcher``: a function Retriever -> object with ``search`` and ``chunk_position`` (a prototype from
+    :mod:`eval.prototypes`), to measure an idea before it moves into index/."""
     started = time.perf_counter()
     loaded, doc_of, failed = library.build(settings, passage_embedder, progress)
     retriever = open_retriever(settings, question_embedder, loaded)
+    if searcher is not None:
+        retriever = searcher(retriever)
     covers_of = library.chunk_covers(loaded, doc_of)
     paper_of = {doc: paper for paper, doc in doc_of.items()}
     mode = mode or settings.default_mode
@@ -248,19 +291,22 @@ def evaluate_peer(library: QasperLibrary, passage_embedder, with_library: bool =
 
 def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers: int | None = None,
                with_library: bool = False, configurations: dict[str, object] | None = None,
-               progress: Progress | None = None, workdir: Path | None = None) -> QasperReport:
-    """Every configuration (name -> settings; default: ``settings`` as "ReportQA") and the peer, one run."""
+               progress: Progress | None = None, workdir: Path | None = None,
+               vector_store: Path | None = None, searchers: dict | None = None) -> QasperReport:
+    """Every configuration (name -> settings; default: ``settings`` as "ReportQA") and the peer, one run.
+    ``vector_store``: a folder keeping passage vectors between runs (see :class:`CachingEmbedder`)."""
     started = time.perf_counter()
     loaded_papers = load_qasper(Path(path), papers)
     configurations = configurations or {"ReportQA": settings}
-    cache = CachingEmbedder(passage_embedder.full_precision())
+    cache = CachingEmbedder(passage_embedder.full_precision(), vector_store)
     folder = Path(tempfile.mkdtemp(prefix="reportqa-qasper-", dir=workdir))
     try:
         library = QasperLibrary(loaded_papers, folder)
         systems, failed = [], set()
         for name, config in configurations.items():
             report, missing = evaluate_reportqa(library, config, cache, question_embedder, name,
-                                                with_library=with_library, progress=progress)
+                                                with_library=with_library, progress=progress,
+                                                searcher=(searchers or {}).get(name))
             systems.append(report)
             failed.update(missing)
         systems.append(evaluate_peer(library, cache, with_library, progress))

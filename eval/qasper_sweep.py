@@ -17,6 +17,7 @@ from pathlib import Path
 
 from eval.compare import apply_overrides, compare_runs, scores_from_system
 from eval.evidence import METRIC_NAMES
+from eval.prototypes import prototype_factory
 
 # The list of what is worth measuring, as settings overrides.
 GRID: dict[str, dict] = {
@@ -65,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated grid names (default: the whole grid)")
     parser.add_argument("--extra", action="append", default=[], help="another configuration, e.g. "
                         "'chunk_tokens=192;weight_sentence=0.5'")
+    parser.add_argument("--prototype", action="append", default=[], help="a prototype of eval/prototypes.py on "
+                        "the default settings, e.g. 'dense-feedback:beta=0.5,m=3'")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--vector-store", metavar="DIR", help="keep passage vectors here between runs "
+                        "(default <cache_dir>/eval-vectors)")
     args = parser.parse_args(argv)
     base = Settings()
     names = args.only.split(",") if args.only else list(GRID)
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if "default" not in grid:
         grid = {"default": {}} | grid
     configs = {n: apply_overrides(base, o, n) for n, o in grid.items()}
+    configs |= {spec: base for spec in args.prototype}
+    searchers = {spec: prototype_factory(spec) for spec in args.prototype}
     started = time.perf_counter()
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -81,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {stage}: {total} ({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
 
     report = run_qasper(Path(args.file), base, load_embedder(base, ingest=True), load_embedder(base),
-                        args.papers, False, configs, progress)
+                        args.papers, False, configs, progress,
+                        vector_store=Path(args.vector_store) if args.vector_store else base.cache_dir / "eval-vectors",
+                        searchers=searchers)
     questions = {q.id: q.question for p in load_qasper(Path(args.file), args.papers) for q in p.questions
                  if q.scorable}
     scores = {s.name: scores_from_system(s, questions) for s in report.systems}

@@ -163,3 +163,28 @@ def test_cli_refuses_a_missing_file_in_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "service.cli", "eval", "--qasper", str(tmp_path / "nope.json")],
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 3 and "no such file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_vector_store_keeps_vectors_between_runs(torch_embedder, tmp_path):
+    from eval.qasper import CachingEmbedder
+
+    texts = ["glacier melt sensors", "fundus photographs in Lisbon", "glacier melt sensors"]
+    first = CachingEmbedder(torch_embedder, tmp_path).encode(texts)
+    again = CachingEmbedder(torch_embedder, tmp_path)
+    assert len(again._stored) == 2  # two distinct texts were written
+    assert (again.encode(texts[:2]) == first[:2]).all() and (first[0] == first[2]).all()
+    assert list(tmp_path.glob("*.tmp*")) == []  # written atomically, no leftovers
+
+
+def test_dense_feedback_prototype_keeps_the_verdict_and_moves_the_ranking(retriever):
+    from eval.prototypes import DenseFeedback, prototype_factory
+    from index import Query
+
+    query = Query("How is critical information infrastructure protected?", k=10)
+    plain, fed = retriever.search(query), DenseFeedback(retriever, beta=0.5, m=3).search(query)
+    assert fed.answerable == plain.answerable and len(fed.hits) == 10
+    assert fed.hits[0].chunk.section_id == plain.hits[0].chunk.section_id
+    assert [h.score for h in fed.hits] != [h.score for h in plain.hits]
+    assert prototype_factory("dense-feedback:beta=0.0,m=2")(retriever).search(query).hits == plain.hits
+    with pytest.raises(ValueError, match="unknown prototype"):
+        prototype_factory("rerank")
