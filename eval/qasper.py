@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -62,6 +61,7 @@ class SystemReport:
     library: dict[str, float] = field(default_factory=dict)  # over the whole library (with --library)
     outcomes: dict[str, QuestionOutcome] = field(default_factory=dict)
     seconds: float = 0.0
+    top5_chars: float = 0.0  # mean characters a reader gets in the top 5 passages (filtered): the cost of a hit
 
 
 @dataclass
@@ -248,7 +248,7 @@ def evaluate_reportqa(library: QasperLibrary, settings, passage_embedder, questi
     paper_of = {doc: paper for paper, doc in doc_of.items()}
     mode = mode or settings.default_mode
     questions = _questions(library.papers)
-    outcomes = {}
+    outcomes, chars = {}, []
     for n, q in enumerate(questions, 1):
         doc = doc_of.get(q.paper_id)
         covers, answerable = [], None
@@ -256,6 +256,7 @@ def evaluate_reportqa(library: QasperLibrary, settings, passage_embedder, questi
             result = retriever.search(Query(q.question, k=DEPTH, mode=mode, document=doc))
             covers = [covers_of[retriever.chunk_position[h.chunk.id]] for h in result.hits]
             answerable = result.answerable
+            chars.append(sum(len(h.chunk.text) for h in result.hits[:5]))
         library_covers, top_paper = None, None
         if with_library:
             result = retriever.search(Query(q.question, k=DEPTH, mode=mode))
@@ -265,7 +266,9 @@ def evaluate_reportqa(library: QasperLibrary, settings, passage_embedder, questi
                                   top_paper)
         if progress:
             progress(f"ask {name}", n, len(questions))
-    return _summarise(name, questions, outcomes, time.perf_counter() - started), failed
+    report = _summarise(name, questions, outcomes, time.perf_counter() - started)
+    report.top5_chars = float(np.mean(chars)) if chars else 0.0
+    return report, failed
 
 
 def evaluate_peer(library: QasperLibrary, passage_embedder, with_library: bool = False,
@@ -275,9 +278,12 @@ def evaluate_peer(library: QasperLibrary, passage_embedder, with_library: bool =
     index = build_peer_index([(p.id, p.paragraphs) for p in library.papers], passage_embedder, progress=progress)
     questions = _questions(library.papers)
     vectors = passage_embedder.encode([q.question for q in questions])
-    outcomes = {}
+    outcomes, chars = {}, []
+    paragraphs = {p.id: p.paragraphs for p in library.papers}
     for n, (q, qv) in enumerate(zip(questions, vectors), 1):
-        covers = [frozenset([index.units[r]]) for r in peer_search(index, q.question, qv, q.paper_id, DEPTH)]
+        rows = peer_search(index, q.question, qv, q.paper_id, DEPTH)
+        covers = [frozenset([index.units[r]]) for r in rows]
+        chars.append(sum(len(paragraphs[index.units[r][0]][index.units[r][1]]) for r in rows[:5]))
         library_covers, top_paper = None, None
         if with_library:
             rows = peer_search(index, q.question, qv, None, DEPTH, PEER_DEPTH)
@@ -286,7 +292,9 @@ def evaluate_peer(library: QasperLibrary, passage_embedder, with_library: bool =
         outcomes[q.id] = _outcome(q, covers, None, library_covers, top_paper)
         if progress:
             progress("ask peer", n, len(questions))
-    return _summarise("peer", questions, outcomes, time.perf_counter() - started)
+    report = _summarise("peer", questions, outcomes, time.perf_counter() - started)
+    report.top5_chars = float(np.mean(chars)) if chars else 0.0
+    return report
 
 
 def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers: int | None = None,
@@ -343,6 +351,9 @@ def format_metric_table(systems: list[SystemReport], key: str = "metrics") -> st
     for m in METRIC_NAMES + (("right_paper_first",) if key == "library" else ()):
         vals = [getattr(s, key).get(m, 0.0) for s in systems]
         lines.append(_row(m, vals + [v - getattr(peer, key).get(m, 0.0) for v in vals[:-1]]))
+    if key == "metrics":
+        vals = [s.top5_chars for s in systems]
+        lines.append(_row("chars in top 5", vals + [v - peer.top5_chars for v in vals[:-1]], ".0f"))
     return "\n".join(lines)
 
 
@@ -389,9 +400,3 @@ def format_report(report: QasperReport) -> str:
     lines.append(f"\n{report.seconds['total']:.0f}s")
     return "\n".join(lines)
 
-
-def type_counts(questions: list[QasperQuestion]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for q in questions:
-        counts[q.type] += 1
-    return dict(counts)

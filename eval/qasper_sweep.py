@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                         "'chunk_tokens=192;weight_sentence=0.5'")
     parser.add_argument("--prototype", action="append", default=[], help="a prototype of eval/prototypes.py on "
                         "the default settings, e.g. 'dense-feedback:beta=0.5,m=3'")
+    parser.add_argument("--library", action="store_true", help="also ask over the whole library")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--vector-store", metavar="DIR", help="keep passage vectors here between runs "
                         "(default <cache_dir>/eval-vectors)")
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {stage}: {total} ({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
 
     report = run_qasper(Path(args.file), base, load_embedder(base, ingest=True), load_embedder(base),
-                        args.papers, False, configs, progress,
+                        args.papers, args.library, configs, progress,
                         vector_store=Path(args.vector_store) if args.vector_store else base.cache_dir / "eval-vectors",
                         searchers=searchers)
     questions = {q.id: q.question for p in load_qasper(Path(args.file), args.papers) for q in p.questions
@@ -98,17 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"QASPER {Path(args.file).name}, first {report.papers} papers, {report.scorable} questions with text "
           f"evidence, filtered to the paper")
     print(f"{'configuration':<34}" + "".join(f"{m:>10}" for m in METRIC_NAMES)
-          + f"{'keep-ans':>10}{'ΔRR vs default [95%]':>28}{'p':>7}")
+          + f"{'keep-ans':>10}{'top5 chars':>11}{'ΔRR vs default [95%]':>28}{'p':>7}")
     rows = {}
     for s in report.systems:
         c = compare_runs(default, scores[s.name])
         bs = c.bootstrap
         na = s.no_answer
         print(f"{s.name:<34}" + "".join(f"{s.metrics[m]:>10.3f}" for m in METRIC_NAMES)
-              + f"{na['answerable_kept']:>10.3f}"
+              + f"{na['answerable_kept']:>10.3f}{s.top5_chars:>11.0f}"
               + f"{bs.mean_difference:>+10.3f} [{bs.ci_low:+.3f}, {bs.ci_high:+.3f}]{bs.p_value:>7.3f}")
         rows[s.name] = {"metrics": s.metrics, "no_answer": na, "rr_difference": bs.mean_difference,
                         "ci": [bs.ci_low, bs.ci_high], "p": bs.p_value, "overrides": grid.get(s.name, {})}
+    if args.library:
+        from eval.qasper import format_metric_table
+
+        print(f"\nwhole library ({report.papers} papers):\n" + format_metric_table(report.systems, "library"))
     print(f"{time.perf_counter() - started:.0f}s")
     if args.json:
         Path(args.json).write_text(json.dumps({"file": args.file, "papers": report.papers, "rows": rows}, indent=1))
