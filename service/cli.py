@@ -290,6 +290,8 @@ def cmd_config(args) -> int:
 def cmd_eval(args) -> int:
     from eval.harness import run_cli
 
+    if (args.papers or args.library) and not args.qasper:
+        raise CliError("--papers and --library go with --qasper FILE", EXIT_USAGE)
     if args.qasper or args.compare:
         return _eval_qasper_or_compare(args, _settings(args))
     return run_cli(args, _settings(args))
