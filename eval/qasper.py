@@ -94,18 +94,26 @@ class CachingEmbedder:
         self._cache: dict[str, np.ndarray] = {}
         self._stored: dict[str, np.ndarray] = {}
         self._store = Path(store) if store else None
-        if self._store and self._files()[0].is_file():
-            vectors, keys = np.load(self._files()[0], allow_pickle=False), json.loads(self._files()[1].read_text())
-            if len(keys) == len(vectors):
-                self._stored = dict(zip(keys, vectors))
+        if self._store:
+            self._stored = self._read()
 
     def _files(self) -> tuple[Path, Path]:
         base = self._store / self._inner.fingerprint
         return base.with_suffix(".npy"), base.with_suffix(".keys.json")
 
+    def _read(self) -> dict[str, np.ndarray]:
+        vectors_path, keys_path = self._files()
+        try:
+            vectors, keys = np.load(vectors_path, allow_pickle=False), json.loads(keys_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return dict(zip(keys, vectors)) if len(keys) == len(vectors) else {}
+
     def _save(self) -> None:
+        """Write the store, keeping what another run added since this one read it (last writer merges)."""
         self._store.mkdir(parents=True, exist_ok=True)
         vectors_path, keys_path = self._files()
+        self._stored = self._read() | self._stored
         keys = list(self._stored)
         tmp = vectors_path.with_suffix(f".tmp-{os.getpid()}.npy")
         np.save(tmp, np.stack([self._stored[k] for k in keys]), allow_pickle=False)
