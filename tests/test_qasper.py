@@ -188,3 +188,22 @@ def test_dense_feedback_prototype_keeps_the_verdict_and_moves_the_ranking(retrie
     assert prototype_factory("dense-feedback:beta=0.0,m=2")(retriever).search(query).hits == plain.hits
     with pytest.raises(ValueError, match="unknown prototype"):
         prototype_factory("rerank")
+
+
+def test_cli_runs_qasper_and_an_a_b_on_it(tiny_file, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "service.cli", "eval", "--quiet", *args], capture_output=True,
+                              text=True, timeout=600)
+
+    out = run("--qasper", str(tiny_file), "--library", "--json", str(tmp_path / "q.json"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "filtered to the paper (3 questions)" in out.stdout and "whole library (2 papers)" in out.stdout
+    assert [s["name"] for s in json.loads((tmp_path / "q.json").read_text())["systems"]] == ["ReportQA", "peer"]
+    (tmp_path / "base.json").write_text("{}")
+    (tmp_path / "flat.json").write_text(json.dumps({"weight_sentence": 0}))
+    out = run("--qasper", str(tiny_file), "--compare", str(tmp_path / "base.json"), str(tmp_path / "flat.json"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "sign test" in out.stdout and "base" in out.stdout and "flat" in out.stdout
+    (tmp_path / "bad.json").write_text(json.dumps({"chunk_tokens": 3}))
+    out = run("--compare", str(tmp_path / "base.json"), str(tmp_path / "bad.json"))
+    assert out.returncode == 3 and "bad setting chunk_tokens" in out.stderr and "Traceback" not in out.stderr
