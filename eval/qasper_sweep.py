@@ -110,13 +110,20 @@ def main(argv: list[str] | None = None) -> int:
               + f"{bs.mean_difference:>+10.3f} [{bs.ci_low:+.3f}, {bs.ci_high:+.3f}]{bs.p_value:>7.3f}")
         rows[s.name] = {"metrics": s.metrics, "no_answer": na, "rr_difference": bs.mean_difference,
                         "ci": [bs.ci_low, bs.ci_high], "p": bs.p_value, "overrides": grid.get(s.name, {})}
-    if args.library:
-        from eval.qasper import format_metric_table
+    from eval.qasper import format_by_type, format_metric_table, format_no_answer
 
+    ev = report.evidence
+    print(f"\nevidence strings: {ev.paragraphs} paragraphs, {ev.float_selected} FLOAT SELECTED, {ev.section_names} "
+          f"section names, {ev.not_found} not found; {ev.answerable_without_text_evidence} answerable questions "
+          f"without text evidence; {report.all_unanswerable} unanswerable by every annotator")
+    print("\nby answer type (default):\n" + format_by_type([report.systems[0], report.systems[-1]]))
+    print("\nno-answer:\n" + format_no_answer(report.systems))
+    if args.library:
         print(f"\nwhole library ({report.papers} papers):\n" + format_metric_table(report.systems, "library"))
     print(f"{time.perf_counter() - started:.0f}s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"file": args.file, "papers": report.papers, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"file": args.file, "papers": report.papers, "rows": rows,
+                                               "report": report.to_json()}, indent=1, default=str))
     return 0
 
 
