@@ -219,11 +219,20 @@ def checked_questions(index, path: Path | None = None) -> list[EvalQuestion]:
     return questions
 
 
-def read_baseline() -> dict:
-    return json.loads(BASELINE.read_text())
+def read_baseline(split: str = "all") -> dict:
+    """The committed baseline of ``split`` (eval/splits.py names the file); EvalSetError when there is none."""
+    from eval.splits import baseline_file
+
+    path = baseline_file(split)
+    if not path.is_file():
+        raise EvalSetError(f"no baseline for the {split} split ({path.name})")
+    return json.loads(path.read_text())
 
 
-def write_baseline(reports: list[ModeReport]) -> Path:
-    BASELINE.write_text(json.dumps(baseline_snapshot(reports), indent=2) + "\n")
-    return BASELINE
+def write_baseline(reports: list[ModeReport], split: str = "all") -> Path:
+    from eval.splits import baseline_file
+
+    path = baseline_file(split)
+    path.write_text(json.dumps(baseline_snapshot(reports), indent=2) + "\n")
+    return path
 

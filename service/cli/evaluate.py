@@ -11,7 +11,9 @@ from settings import RetrievalMode
 
 EXAMPLES = ("examples:\n  reportqa eval\n  reportqa eval --mode hybrid --json out.json\n"
             "  reportqa eval --beir ../shared/benchmarks/scifact\n  reportqa eval --backends faiss,milvus\n"
-            "  reportqa eval --structure ../shared/corpora/real [--json]")
+            "  reportqa eval --structure ../shared/corpora/real [--json]\n"
+            "  reportqa eval --qasper ../shared/benchmarks/qasper/qasper-dev-v0.3.json --papers 30 --library\n"
+            "  reportqa eval --compare a.json b.json --qasper ../shared/benchmarks/qasper/qasper-train-v0.3.json")
 
 
 def register(add) -> None:
@@ -22,14 +24,22 @@ def register(add) -> None:
     p.add_argument("--structure", metavar="DIR", help="score recovered section trees against the outline.json "
                    "of every document in DIR (e.g. ../shared/corpora/real); needs no model or index")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
-    p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    p.add_argument("--split", help="eval set half: heldout (default), fit or all; BEIR: qrels split (default test)")
+    p.add_argument("--qasper", metavar="FILE", help="a QASPER JSON file: ingest its papers as one library and "
+                   "score evidence retrieval beside the paragraph-RRF peer")
+    p.add_argument("--papers", type=int, metavar="N", help="--qasper: only the first N papers")
+    p.add_argument("--library", action="store_true", help="--qasper: also ask every question over the whole library")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="A/B two settings-override files on "
+                   "the same questions (with --qasper: its papers; else the eval set's --split)")
     p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
                    help="BEIR BM25: title and body as separate fields, scores summed, as in the published "
                         "baselines (default), or one flat text")
     p.add_argument("--questions", metavar="FILE", help="eval set file (default eval/questions.jsonl)")
-    p.add_argument("--check-baseline", action="store_true", help="exit 1 if a metric falls below eval/baseline.json")
+    p.add_argument("--check-baseline", action="store_true",
+                   help="exit 1 if a metric falls below the split's committed baseline (eval/baseline-SPLIT.json)")
     p.add_argument("--write-baseline", action="store_true", help="store these metrics as the new baseline")
-    p.add_argument("--calibrate", action="store_true", help="fit the no-answer model on the eval set and save it")
+    p.add_argument("--calibrate", action="store_true", help="fit the no-answer model on the eval set's fit half "
+                   "and save it")
     p.add_argument("--misses", type=int, default=20, help="misses to list per mode (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--backends", metavar="LIST", help="score the current build on each backend side by side, "
@@ -45,6 +55,12 @@ def run(args) -> int:
         return _structure(args)
     if args.json == "-":
         raise CliError("--json needs a FILE here (only --structure prints JSON)", EXIT_USAGE)
+    if (args.papers or args.library) and not args.qasper:
+        raise CliError("--papers and --library go with --qasper FILE", EXIT_USAGE)
+    if args.qasper or args.compare:
+        from service.cli.evaluate_qasper import run_qasper_or_compare
+
+        return run_qasper_or_compare(args, settings_from(args))
     settings = settings_from(args)
     progress = Progress(args.quiet)
     modes = args.mode or list(MODES)
@@ -83,7 +99,7 @@ def _beir(args, settings, embedder, modes, progress) -> int:
     from eval.beir import evaluate_beir
     from eval.report import format_beir
 
-    run = evaluate_beir(Path(args.beir), settings, embedder, modes, args.split, args.beir_fields, progress)
+    run = evaluate_beir(Path(args.beir), settings, embedder, modes, args.split or "test", args.beir_fields, progress)
     print(format_beir(run))
     if args.json:
         Path(args.json).write_text(json.dumps(run.results, indent=2))
@@ -97,15 +113,25 @@ def _eval_set(args, settings, embedder, modes, progress) -> int:
     from index import load_current_index, open_retriever
 
     retriever = open_retriever(settings, embedder, load_current_index(settings))
-    questions = checked_questions(retriever.index, _questions_path(args))
+    from eval.splits import DEFAULT_SPLIT, SplitError, select
+
+    split = args.split or DEFAULT_SPLIT
+    if args.write_baseline and args.check_baseline:
+        raise CliError("--write-baseline and --check-baseline in one run: a run never rewrites the baseline it "
+                       "checks", EXIT_USAGE)
+    every = checked_questions(retriever.index, _questions_path(args))
+    try:  # anything fitted sees the fit half only; the report is on the split asked for (held-out by default)
+        fit_half, questions = select(every, "fit"), select(every, split)
+    except SplitError as exc:
+        raise CliError(str(exc), EXIT_INPUT) from None
     if args.calibrate:
-        cal = calibrate(retriever, questions, progress)
+        cal = calibrate(retriever, fit_half, progress)
         cv, cos = cal.cross_validated, cal.cosine_only
         print(f"wrote {cal.path.relative_to(EVAL_DIR.parent)}; 5-fold CV: rejects "
               f"{cv['unanswerable_rejected']:.2f} of unanswerable, keeps {cv['answerable_kept']:.2f} of answerable; "
               f"top-cosine threshold alone: rejects {cos['unanswerable_rejected']:.2f}, keeps {cos['answerable_kept']:.2f}")
     reports, _ = run_report(retriever, questions, modes, progress)
-    print(f"eval set: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
+    print(f"eval set, {split} split: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
           f"section-level metrics, chunks mapped to sections and deduplicated\n")
     print(format_table(reports))
     print("\nby question type:")
@@ -117,9 +143,9 @@ def _eval_set(args, settings, embedder, modes, progress) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in reports], indent=2))
     if args.write_baseline:
-        print(f"\nwrote {write_baseline(reports).name}")
+        print(f"\nwrote {write_baseline(reports, split).name}")
     if args.check_baseline:
-        return _report_drops(check_baseline(reports, read_baseline()), "")
+        return _report_drops(check_baseline(reports, read_baseline(split)), f" of the {split} split")
     return 0
 
 
@@ -156,5 +182,5 @@ def _report_drops(drops: list[str], where: str) -> int:
     for d in drops:
         print(f"below baseline: {d}", file=sys.stderr)
     if not drops:
-        print(f"\nall metrics at or above eval/baseline.json{where}")
+        print(f"\nall metrics at or above the baseline{where}")
     return 1 if drops else 0
