@@ -27,7 +27,7 @@ from pathlib import Path
 from ingest import parse_document
 from ingest.readers import SUPPORTED_SUFFIXES, UnreadableReport, read_report
 from ingest.records import Section
-from ingest.structure import clean_with_map
+from ingest.lines import clean_with_map
 
 REPEATED_TITLE_MIN = 3
 CORPUS_METADATA = {"SOURCE", "README", "LICENSE"}  # files beside a document that describe it

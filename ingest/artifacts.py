@@ -6,7 +6,7 @@ import re
 from bisect import bisect_right
 
 from ingest import furniture
-from ingest.structure import _TERMINAL, _find_toc, _mask_line_markup, _norm, strip_markup
+from ingest.lines import TERMINAL, find_heading_toc, mask_line_markup, normalize_heading, strip_markup
 from ingest.toc import DotLeaderToc, find_dot_leader_toc
 
 MAX_TITLE_CHARS = 160
@@ -52,7 +52,7 @@ def take_title(doc) -> str:
     text = cand.text.strip()
     if not doc.markdown and _COLUMN_GAP.search(text):
         return _centred_title(doc, first)  # a two-column front page ("Internet Engineering …   E. Rescorla")
-    if cand.heading is None and len(text) <= MAX_TITLE_CHARS and not _TERMINAL.search(text) and not cand.block:
+    if cand.heading is None and len(text) <= MAX_TITLE_CHARS and not TERMINAL.search(text) and not cand.block:
         doc.remove(first, "title")
         return " ".join(strip_markup(text).lstrip("# ").split())
     return ""
@@ -71,7 +71,7 @@ def _centred_title(doc, first: int) -> str:
         text = line.text.strip()
         indent = len(line.text) - len(line.text.lstrip(" "))
         if (text and not line.removed and indent >= MIN_CENTRE_INDENT and not _COLUMN_GAP.search(text)
-                and len(text) <= MAX_TITLE_CHARS and not _TERMINAL.search(text)):
+                and len(text) <= MAX_TITLE_CHARS and not TERMINAL.search(text)):
             doc.remove(i, "title")
             return text
     return ""
@@ -80,7 +80,7 @@ def _centred_title(doc, first: int) -> str:
 def remove_heading_toc(doc) -> None:
     """A ToC without dot leaders: a run of heading-like lines with page numbers before the body."""
     later = [ln.heading for ln in doc.lines if ln.heading is not None and not ln.removed]
-    toc = _find_toc(doc.lines, later)
+    toc = find_heading_toc(doc.lines, later)
     if toc is not None:
         for i in toc:
             if not doc.lines[i].blank:
@@ -100,7 +100,7 @@ def _interrupts_sentence(doc, idx: int) -> bool:
     before, after = _neighbour(doc, idx, -1), _neighbour(doc, idx, 1)
     if before is None or after is None or before.heading is not None or after.heading is not None:
         return False
-    return not _TERMINAL.search(before.text) and strip_markup(after.text)[:1].islower()
+    return not TERMINAL.search(before.text) and strip_markup(after.text)[:1].islower()
 
 
 _PAGE_AT_END = re.compile(r"^(?:\d{1,4}\s+(?P<a>\D.*)|(?P<b>.*\D)\s+\d{1,4})$")
@@ -109,7 +109,7 @@ _PAGE_AT_END = re.compile(r"^(?:\d{1,4}\s+(?P<a>\D.*)|(?P<b>.*\D)\s+\d{1,4})$")
 def _without_page_number(heading: str) -> str | None:
     """"12 CHAPTER 1. COMPILATION" -> "chapter 1 compilation": a heading that carries a page number."""
     m = _PAGE_AT_END.match(heading.strip())
-    key = _norm(m["a"] or m["b"]) if m else ""
+    key = normalize_heading(m["a"] or m["b"]) if m else ""
     return key if len(key.split()) >= 2 else None  # "Step 1", "Step 2" are a sequence, not a header
 
 
@@ -124,15 +124,15 @@ def remove_heading_furniture(doc, title: str) -> None:
         key = _without_page_number(line.heading) if line.heading is not None and not line.removed else None
         if key and paged[key] >= furniture.MIN_RECURRENCE:
             doc.remove(idx, "header")
-    norm_title = _norm(title)
+    norm_title = normalize_heading(title)
     counts: dict[str, int] = {}
     for ln in doc.lines:
         if ln.heading is not None and ln.numbering is None:
-            counts[_norm(ln.heading)] = counts.get(_norm(ln.heading), 0) + 1
+            counts[normalize_heading(ln.heading)] = counts.get(normalize_heading(ln.heading), 0) + 1
     for idx, line in enumerate(doc.lines):
         if line.heading is None or line.numbering is not None or line.removed:
             continue
-        norm = _norm(line.heading)
+        norm = normalize_heading(line.heading)
         if norm_title and len(norm.split()) >= 3 and norm in norm_title:
             doc.remove(idx, "header")
         elif counts.get(norm, 0) >= furniture.MIN_RECURRENCE:
@@ -158,7 +158,7 @@ def mask_markdown_markup(doc) -> None:
             m = re.match(r"^[ \t]{0,3}#{1,6}[ \t]*", line.text)
             if m:
                 doc.mask_span(line.start, line.start + m.end())
-        _mask_line_markup(doc.text, line, doc.mask)
+        mask_line_markup(doc.text, line, doc.mask)
         for m in _INLINE_TAG.finditer(line.text):
             doc.mask_span(line.start + m.start(), line.start + m.end())
 
@@ -178,7 +178,7 @@ def _toc_key(text: str) -> str:
     text = re.sub(r"\]\([^)]*\)", " ", text)  # a Markdown link's target: "[1.1 Scope](#scope)"
     text = re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+(?=\S)", "", text) if re.match(r"^\s*[-*+]\s", text) else text
     text = re.sub(r"(?:\.\s?){3,}", " ", text)  # a dot leader
-    words = _norm(re.sub(r"[|#*_\[\]]", " ", text)).split()
+    words = normalize_heading(re.sub(r"[|#*_\[\]]", " ", text)).split()
     while len(words) > 1 and (words[-1].isdigit() and len(words[-1]) <= 4 or _ROMAN_PAGE.match(words[-1])):
         words.pop()  # the page number(s) at the end
     return " ".join(words)
@@ -189,8 +189,8 @@ def remove_outline_toc(doc) -> None:
     Objectives", "| 2.1 Simplifying Sparse Routing | 5 |") are a table of contents, not body text."""
     later: dict[str, int] = {}
     for idx, line in enumerate(doc.lines):
-        if line.heading is not None and not line.removed and len(_norm(line.heading).split()) >= 2:
-            later[_norm(line.heading)] = idx  # last occurrence: the heading in the body
+        if line.heading is not None and not line.removed and len(normalize_heading(line.heading).split()) >= 2:
+            later[normalize_heading(line.heading)] = idx  # last occurrence: the heading in the body
     if not later:
         return
     prefixes = {" ".join(k.split()[:n]) for k in later

@@ -15,7 +15,7 @@ from itertools import groupby
 from typing import Callable
 
 from ingest.records import Chunk, Document, Section, Sentence
-from ingest.structure import ParsedReport, clean_with_map
+from ingest.lines import ParsedReport, clean_with_map
 
 Counter = Callable[[str], int]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ingest.hierarchy import Heading, build_tree
 from ingest.numbering import parse_numbering, split_merged
 from ingest.records import Section
-from ingest.structure import _TERMINAL, _trim_end, strip_markup
+from ingest.lines import TERMINAL, trim_end, strip_markup
 
 
 def _headings(doc) -> tuple[list[Heading], dict[int, list[int]]]:
@@ -59,7 +59,7 @@ class _Grouper:
         if prev is not None:
             prev_text = self.text[prev[0]:prev[1]]
             next_text = strip_markup(self.para[0].text).lstrip("-—–• ")
-            if not _TERMINAL.search(prev_text) and (next_text[:1].islower() or self.gap_blank >= 2 or self.gap_removed):
+            if not TERMINAL.search(prev_text) and (next_text[:1].islower() or self.gap_blank >= 2 or self.gap_removed):
                 spans[-1] = (prev[0], end)
                 self.last_owner = self.current
                 self.para, self.gap_blank, self.gap_removed = [], 0, False
@@ -114,7 +114,7 @@ def _sections(doc, heads: list[Heading], paragraphs: dict[int, list[tuple[int, i
         path = (*paths[h.parent], h.title) if parent is not None else (h.title,)
         paths.append(path)
         spans = paragraphs.get(i, [])
-        end = _trim_end(doc.text, doc.mask, h.start, ends[i])
+        end = trim_end(doc.text, doc.mask, h.start, ends[i])
         sections.append(Section(
             id=h.id, document_id="", number=h.numbering.label if h.numbering else "", title=h.title, path=path,
             level=h.level, parent_id=parent.id if parent else None, char_start=h.start, char_end=max(end, h.start),
