@@ -48,6 +48,9 @@ class BackendName(StrEnum):
     MILVUS = "milvus"
 
 
+# Bind addresses that only this machine can reach: writes without a token are allowed there only.
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+
 Mode = RetrievalMode  # the name the service schemas and older code use
 PASSAGE_ENGINES: tuple[EncoderEngine, ...] = (EncoderEngine.TORCH, EncoderEngine.ONNX)  # full precision
 
@@ -130,6 +133,13 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the model and maps the index. "
                                                      "For throughput on N cores: N workers, encoder_threads 1.")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
+    # An upload is one report file plus its multipart envelope; ingest's own per-file limit (max_file_mb)
+    # still applies to the file itself.
+    max_upload_bytes: int = Field(50 * 2**20, ge=1024, description="Largest POST /documents body (one report "
+                                                                   "file and its multipart envelope).")
+    reload_poll_s: float = Field(1.0, ge=0.0, description="How often a running service checks the index's CURRENT "
+                                                          "pointer and swaps in a new build (0 = only on "
+                                                          "POST /admin/reload or SIGHUP).")
 
     @field_validator("ingest_encoder_backend")
     @classmethod
