@@ -113,6 +113,18 @@ class DocumentsResponse(BaseModel):
     documents: list[DocumentInfo]
 
 
+class UploadResponse(BaseModel):
+    document: DocumentInfo = Field(description="The edition the upload is (new, or already in the library).")
+    added: bool = Field(description="False when the same content was already in the library (nothing changed).")
+    build: str = Field(description="The build being served once the answer is sent.")
+
+
+class RemoveResponse(BaseModel):
+    key: str
+    removed: list[str] = Field(description="The editions removed.")
+    build: str = Field(description="The build being served once the answer is sent.")
+
+
 class ChunkSpan(BaseModel):
     chunk_id: str
     ordinal: int

@@ -73,6 +73,10 @@ class ServiceState:
     reloads: int = 0
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     encoder: BatchingEncoder | None = None
+    # The full-precision passage encoder library writes embed with (ingest_encoder_backend), loaded on
+    # the first upload: a service that only answers questions never pays for it.
+    ingest_embedder: Embedder | None = None
+    _ingest_lock: threading.Lock = field(default_factory=threading.Lock)
     # Requests running per retriever (by identity), and retrievers swapped out but still in use.
     _in_use: dict[int, int] = field(default_factory=dict)
     _retired: dict[int, Retriever] = field(default_factory=dict)
@@ -99,6 +103,12 @@ class ServiceState:
                 done = self._retired.pop(id(retriever)) if not left and id(retriever) in self._retired else None
             if done is not None:
                 close_retriever(done)
+
+    def passage_embedder(self) -> Embedder:
+        with self._ingest_lock:
+            if self.ingest_embedder is None:
+                self.ingest_embedder = load_embedder(self.settings, ingest=True)
+            return self.ingest_embedder
 
     @property
     def build_name(self) -> str:
