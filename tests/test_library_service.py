@@ -4,6 +4,8 @@ answered while the library changes."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -124,3 +126,47 @@ def test_an_upload_must_be_a_multipart_form_with_a_file(open_server):
                        415, "multipart/form-data")
         assert_refused(c.post("/documents", data={"key": "x"}, files={"other": ("a.md", b"# A")}), 422,
                        "field named 'file'")
+
+
+# ------------------------------------------------------------------ the CURRENT watcher
+def test_a_new_build_is_served_without_a_reload_call_and_without_a_dropped_request(
+        settings, built_index, ingested, embedder, passage_embedder, tmp_path):
+    """Another process (`reportqa add`, `ingest`) switches CURRENT: the server notices within a poll and
+    swaps the build while clients keep asking; every request is answered."""
+    from index import build_index
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(Path(settings.index_dir), index_dir)
+    live = serve(settings, embedder, passage_embedder, index_dir=index_dir, reload_poll_s=0.1)
+    stop, statuses, failures, builds = threading.Event(), [], [], set()
+
+    def client(n):
+        with httpx.Client(base_url=live.url, timeout=60) as c:
+            i = 0
+            while not stop.is_set():
+                try:
+                    statuses.append(c.post("/query", json={"question": f"data security {n} {i % 5}", "k": 2}).status_code)
+                    builds.add(c.get("/readyz").json()["index_build"])
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    try:
+        before = live.state.build_name
+        for t in threads:
+            t.start()
+        new_dir, _ = build_index(live.settings, ingested, passage_embedder)
+        deadline = time.time() + 30
+        while live.state.build_name != new_dir.name and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a few requests on the new build too
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        live.stop()
+    assert live.state.build_name == new_dir.name != before
+    assert not failures, failures[:3]
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert builds == {before, new_dir.name}
