@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # --- reading ----------------------------------------------------------
     max_file_mb: float = Field(50.0, gt=0, description="Report files larger than this are skipped with a reason.")
 
+    # --- the library (reportqa add / remove; index.library) -------------
+    library_lock_timeout_s: float = Field(30.0, ge=0.0, description="How long a library change waits for "
+                                          "another writer (add, remove, ingest) of the same index before giving up.")
+    embed_cache: bool = Field(True, description="Keep chunk and sentence vectors by model and exact text beside "
+                                                "the index, so a library change embeds only new texts.")
+    embed_cache_max_segments: int = Field(8, ge=1, le=1000, description="Cache files per kind before a save "
+                                          "merges them into one.")
+
     # --- chunking ---------------------------------------------------------
     tiktoken_encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunk budgets.")
     chunk_tokens: int = Field(128, ge=16, le=2048, description="Max tiktoken tokens per chunk (incl. context).")

@@ -44,6 +44,8 @@ class Citation(BaseModel):
     char_end: int
     page: int | None = None
     page_label: str | None = Field(None, description="The page's printed label (e.g. 'iii', '12'), PDF only.")
+    document_key: str = Field("", description="The document's library key (stable across editions).")
+    edition: str = Field("", description="The edition cited: the first 12 hex digits of its file's SHA-256.")
 
 
 class Highlight(BaseModel):

@@ -6,7 +6,7 @@ import time
 from fastapi import APIRouter, Depends, HTTPException, Query as QueryParam
 from fastapi.responses import Response
 
-from index import Query, UnknownSection
+from index import Query, UnknownDocument, UnknownSection
 from service import schemas
 from service.deps import GUARDED, as_json, bounded, get_state
 from service.errors import responses
@@ -20,6 +20,8 @@ def _search_and_keep(st: ServiceState, retriever, query: Query, key: tuple):
         result = retriever.search(query)
     except UnknownSection as exc:
         raise HTTPException(422, str(exc)) from None
+    except UnknownDocument as exc:
+        raise HTTPException(404, str(exc)) from None
     if st.cache:
         st.cache.put(key, result)
     return result
@@ -54,7 +56,7 @@ def router(settings: Settings) -> APIRouter:
     # attached here rather than through a string annotation.
     post_query.__annotations__["body"] = body_model
     api.post("/query", response_model=schemas.QueryResponse, dependencies=GUARDED,
-             responses=responses(400, 413, 415, 422))(post_query)
+             responses=responses(400, 404, 413, 415, 422))(post_query)
 
     @api.get("/query", response_model=schemas.QueryResponse, dependencies=GUARDED, responses=responses(422))
     async def get_query(
