@@ -3,6 +3,7 @@ list, upload, delete, editions, diff, access control and the refusals, and queri
 answered while the library changes."""
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 import time
@@ -15,6 +16,45 @@ from pydantic import SecretStr
 from conftest import LiveServer, free_port
 
 TOKEN = "library-token-51c2"
+
+
+def report(title: str, sections: list[tuple[str, str]]) -> bytes:
+    """A small Markdown report: a title and numbered sections of a few sentences each."""
+    parts = [f"# {title}\n"]
+    for heading, body in sections:
+        parts.append(f"## {heading}\n\n{body}\n")
+    return "\n".join(parts).encode()
+
+
+RIVER = [
+    ("1 Monitoring network", "The agency sampled forty river stations every month. Each station recorded "
+     "temperature, dissolved oxygen and turbidity. Samples were analysed in the central laboratory."),
+    ("2 Nitrate levels", "Nitrate concentrations fell in most catchments after fertiliser limits. The "
+     "largest fall was measured downstream of the dairy farms. Winter peaks remained above the target."),
+    ("3 Phosphate levels", "Phosphate from sewage works stayed high in slow rivers. Algal blooms followed "
+     "warm weeks in late summer. Two treatment plants were upgraded to remove phosphorus."),
+    ("4 Outlook", "The agency will add sensors that report every hour. Farmers and water companies agreed "
+     "on a joint plan for the next five years."),
+]
+# The next edition: section 2 rewritten, section 3 removed, a section 5 added; 1 and 4 as they were.
+RIVER_NEXT = [
+    RIVER[0],
+    ("2 Nitrate levels", "Nitrate readings rose again after a wet spring washed soil into the streams. "
+     "Catchments with buffer strips along the banks kept the lowest readings. The target was missed."),
+    RIVER[3],
+    ("5 Groundwater", "Boreholes near the estuary showed saline intrusion during the drought. Wells inland "
+     "stayed fresh. Abstraction licences will be reviewed."),
+]
+TRANSIT = [
+    ("1 Bus network", "The city redesigned its bus routes around twelve frequent corridors. Night buses "
+     "now run on every corridor at weekends."),
+    ("2 Cycling", "Protected cycle lanes were built on the ring road. Bicycle counts doubled on the bridge "
+     "lanes within a year."),
+]
+
+
+def edition_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:12]
 
 
 def serve(settings, embedder, passage_embedder, **overrides):
@@ -128,45 +168,205 @@ def test_an_upload_must_be_a_multipart_form_with_a_file(open_server):
                        "field named 'file'")
 
 
-# ------------------------------------------------------------------ the CURRENT watcher
-def test_a_new_build_is_served_without_a_reload_call_and_without_a_dropped_request(
-        settings, built_index, ingested, embedder, passage_embedder, tmp_path):
-    """Another process (`reportqa add`, `ingest`) switches CURRENT: the server notices within a poll and
-    swaps the build while clients keep asking; every request is answered."""
-    from index import build_index
 
-    index_dir = tmp_path / "index"
-    shutil.copytree(Path(settings.index_dir), index_dir)
+
+# ------------------------------------------------------------------ a library of its own
+@pytest.fixture(scope="module")
+def library(settings, embedder, passage_embedder, tmp_path_factory):
+    """Two small reports added with the library (what `reportqa add` does), served by a real server."""
+    from index.library import Library
+
+    folder = tmp_path_factory.mktemp("library-reports")
+    (folder / "river-quality.md").write_bytes(report("River Water Quality Review", RIVER))
+    (folder / "urban-transit.md").write_bytes(report("Urban Transit Plan", TRANSIT))
+    index_dir = tmp_path_factory.mktemp("library") / "index"
+    own = settings.model_copy(update={"index_dir": index_dir})
+    change = Library(own, embedder=passage_embedder).add([folder])
+    assert not change.failures and len(change.added) == 2
     live = serve(settings, embedder, passage_embedder, index_dir=index_dir, reload_poll_s=0.1)
+    live.folder = folder
+    yield live
+    live.stop()
+
+
+def get(live, path, **params):
+    with httpx.Client(base_url=live.url, timeout=60) as c:
+        return c.get(path, params=params)
+
+
+def documents(live) -> dict[str, list[dict]]:
+    """key -> its editions as GET /documents lists them."""
+    body = get(live, "/documents").json()
+    out: dict[str, list[dict]] = {}
+    for d in body["documents"]:
+        out.setdefault(d["key"], []).append(d)
+    return out
+
+
+def ask(live, question, **fields):
+    with httpx.Client(base_url=live.url, timeout=60) as c:
+        return c.post("/query", json={"question": question, **fields})
+
+
+def test_documents_lists_every_document_with_its_edition(library):
+    listed = documents(library)
+    assert {"river-quality", "urban-transit"} <= set(listed)
+    (river,) = listed["river-quality"]
+    content = (library.folder / "river-quality.md").read_bytes()
+    assert river["edition"] == edition_of(content) and river["sha256"] == hashlib.sha256(content).hexdigest()
+    assert river["current"] is True and river["source"] == "river-quality.md" and river["format"] == "markdown"
+    assert river["title"] == "River Water Quality Review" and river["chunks"] >= 4 and river["sections"] >= 4
+    assert river["added_at"].endswith("Z") and river["pages"] is None
+
+
+def test_document_detail_has_its_editions_and_sections(library):
+    body = get(library, "/documents/urban-transit").json()
+    assert body["key"] == "urban-transit" and [e["edition"] for e in body["editions"]] == [body["edition"]["edition"]]
+    titles = [n["title"] for root in body["sections"] for n in [root, *root["children"]]]
+    assert any("Bus network" in t for t in titles) and any("Cycling" in t for t in titles)
+    assert all("Nitrate" not in t for t in titles)  # only this document's sections
+    assert_refused(get(library, "/documents/no-such-report"), 404, "unknown document")
+    assert get(library, "/documents/bad key!").status_code in (404, 422)
+    assert_refused(get(library, "/documents/urban-transit", edition="zz"), 422, "edition")
+
+
+def test_every_citation_names_document_key_and_edition(library):
+    body = ask(library, "How often do night buses run?", k=3).json()
+    edition = edition_of((library.folder / "urban-transit.md").read_bytes())
+    top = body["passages"][0]["citation"]
+    assert top["document_key"] == "urban-transit" and top["edition"] == edition
+    assert all(p["citation"]["document_key"] and len(p["citation"]["edition"]) == 12 for p in body["passages"])
+
+
+def test_upload_appears_is_searchable_and_a_second_upload_is_a_no_op(library, tmp_path):
+    content = report("Coastal Erosion Survey", [
+        ("1 Cliffs", "Chalk cliffs retreated by two metres after the winter storms. Landslips closed the coast path."),
+        ("2 Beaches", "Shingle was moved onto the beaches to protect the sea wall. Groynes were repaired."),
+    ])
+    response = upload(library.url, "coastal-erosion.md", content)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["added"] is True and body["document"]["key"] == "coastal-erosion"
+    assert body["document"]["edition"] == edition_of(content)
+    assert body["build"] == get(library, "/readyz").json()["index_build"]  # served before the answer came
+    assert "coastal-erosion" in documents(library)
+    hits = ask(library, "How far did the chalk cliffs retreat?", k=3, document="coastal-erosion").json()
+    assert hits["passages"] and hits["passages"][0]["citation"]["document_key"] == "coastal-erosion"
+    assert "Chalk cliffs" in hits["passages"][0]["text"]
+    again = upload(library.url, "coastal-erosion.md", content)
+    assert again.status_code == 200 and again.json()["added"] is False
+    assert again.json()["build"] == body["build"]  # nothing was built
+
+
+def test_a_new_edition_keeps_the_old_one_queryable_and_the_diff_lists_the_three_changes(library, tmp_path):
+    old_content = (library.folder / "river-quality.md").read_bytes()
+    new_content = report("River Water Quality Review", RIVER_NEXT)
+    old, new = edition_of(old_content), edition_of(new_content)
+    response = upload(library.url, "river-quality.md", new_content)
+    assert response.status_code == 201 and response.json()["document"]["current"] is True, response.text
+    editions = documents(library)["river-quality"]
+    assert [(e["edition"], e["current"]) for e in editions] == [(old, False), (new, True)]
+
+    question = "What happened to nitrate concentrations?"
+    current = ask(library, question, k=3, document="river-quality").json()["passages"]
+    assert current and {p["citation"]["edition"] for p in current} == {new}
+    older = ask(library, question, k=3, document="river-quality", edition=old).json()["passages"]
+    assert older and {p["citation"]["edition"] for p in older} == {old}
+    assert "fell" in older[0]["text"] and "rose" in current[0]["text"]  # each edition cites its own text
+    whole = ask(library, question, k=10).json()["passages"]
+    assert old not in {p["citation"]["edition"] for p in whole}  # the library searches current editions
+    with httpx.Client(base_url=library.url, timeout=60) as c:
+        linked = c.get("/query", params={"q": question, "k": 3, "document": "river-quality", "edition": old}).json()
+    assert [p["chunk_id"] for p in linked["passages"]] == [p["chunk_id"] for p in older]
+
+    diff = get(library, "/documents/river-quality/diff").json()
+    assert (diff["from_edition"], diff["to_edition"]) == (old, new)
+    assert [c["new"]["title"] for c in diff["added"]] == ["5 Groundwater"]
+    assert [c["old"]["title"] for c in diff["removed"]] == ["3 Phosphate levels"]
+    assert [c["new"]["title"] for c in diff["changed"]] == ["2 Nitrate levels"]
+    assert 0 < diff["changed"][0]["similarity"] < 1 and diff["moved"] == []
+    explicit = get(library, "/documents/river-quality/diff", **{"from": old, "to": new}).json()
+    assert explicit == diff
+    backwards = get(library, "/documents/river-quality/diff", **{"from": new, "to": old}).json()
+    assert [c["new"]["title"] for c in backwards["added"]] == ["3 Phosphate levels"]
+    assert [c["old"]["title"] for c in backwards["removed"]] == ["5 Groundwater"]
+
+    assert_refused(ask(library, question, document="river-quality", edition="abcdef"), 404, "edition")
+    assert_refused(ask(library, question, document="no-such-report"), 404, "unknown document")
+    assert_refused(ask(library, question, edition="not-hex"), 422, "edition")
+    assert_refused(get(library, "/documents/river-quality/diff", to="abcdef"), 404, "edition")
+    assert_refused(get(library, "/documents/urban-transit/diff"), 422, "no edition before")
+    assert_refused(get(library, "/documents/nothing-here/diff"), 404, "unknown document")
+    with httpx.Client(base_url=library.url, timeout=60) as c:
+        assert_refused(c.get("/query", params={"q": question, "edition": "xyz"}), 422, "edition")
+
+
+def test_delete_removes_a_document_and_says_when_there_is_none(library):
+    content = report("Street Lighting Audit", [
+        ("1 Lamps", "Sodium lamps were replaced by dimmable LED lanterns on residential streets."),
+    ])
+    assert upload(library.url, "street-lighting.md", content).status_code == 201
+    with httpx.Client(base_url=library.url, timeout=60) as c:
+        response = c.delete("/documents/street-lighting")
+        assert response.status_code == 200, response.text
+        assert response.json()["removed"] == [edition_of(content)]
+        assert response.json()["build"] == c.get("/readyz").json()["index_build"]
+        assert "street-lighting" not in documents(library)
+        assert_refused(ask(library, "LED lanterns", document="street-lighting"), 404, "unknown document")
+        assert all("LED" not in p["text"] for p in ask(library, "dimmable LED lanterns", k=10).json()["passages"])
+        assert_refused(c.delete("/documents/street-lighting"), 404, "unknown document")
+        assert_refused(c.delete("/documents/river-quality@abcdef123456"), 404, "edition")
+
+
+def test_queries_during_an_upload_are_all_answered(library):
+    """Clients keep asking while a report is uploaded, embedded and swapped in: no request fails."""
     stop, statuses, failures, builds = threading.Event(), [], [], set()
 
     def client(n):
-        with httpx.Client(base_url=live.url, timeout=60) as c:
+        with httpx.Client(base_url=library.url, timeout=60) as c:
             i = 0
             while not stop.is_set():
                 try:
-                    statuses.append(c.post("/query", json={"question": f"data security {n} {i % 5}", "k": 2}).status_code)
+                    r = c.post("/query", json={"question": f"bus corridors and cycle lanes {n} {i % 4}", "k": 2})
+                    statuses.append(r.status_code)
                     builds.add(c.get("/readyz").json()["index_build"])
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
                 i += 1
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
     try:
-        before = live.state.build_name
-        for t in threads:
-            t.start()
-        new_dir, _ = build_index(live.settings, ingested, passage_embedder)
-        deadline = time.time() + 30
-        while live.state.build_name != new_dir.name and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # a few requests on the new build too
+        time.sleep(0.5)
+        content = report("Harbour Dredging Notice", [
+            ("1 Channel", "The harbour channel will be dredged to nine metres for larger ferries."),
+            ("2 Spoil", "Dredged silt will be tested and placed on the salt marsh restoration site."),
+        ])
+        response = upload(library.url, "harbour-dredging.md", content)
+        time.sleep(0.5)
     finally:
         stop.set()
         for t in threads:
             t.join()
-        live.stop()
-    assert live.state.build_name == new_dir.name != before
+    assert response.status_code == 201, response.text
     assert not failures, failures[:3]
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
-    assert builds == {before, new_dir.name}
+    assert response.json()["build"] in builds and len(builds) >= 2
+
+
+def test_a_change_by_another_writer_is_served_within_a_poll(library, passage_embedder, tmp_path):
+    """`reportqa add` in another process switches CURRENT: the server swaps the new build in by itself."""
+    from index.library import Library
+
+    path = tmp_path / "wind-farm.md"
+    path.write_bytes(report("Offshore Wind Farm Consent", [
+        ("1 Turbines", "Sixty turbines will stand twelve kilometres off the headland."),
+    ]))
+    before = library.state.build_name
+    change = Library(library.settings, embedder=passage_embedder).add([path])
+    deadline = time.time() + 30
+    while library.state.build_name == before and time.time() < deadline:
+        time.sleep(0.05)
+    assert library.state.build_name == change.build != before
+    assert "wind-farm" in documents(library)
