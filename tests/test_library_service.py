@@ -318,3 +318,29 @@ def test_a_change_by_another_writer_is_served_within_a_poll(library, passage_emb
         time.sleep(0.05)
     assert library.state.build_name == change.build != before
     assert "wind-farm" in documents(library)
+
+
+def test_upload_and_delete_on_milvus_lite(settings, embedder, passage_embedder, tmp_path):
+    """The same routes on the Milvus backend (Milvus Lite in this process, shared with the server's own
+    client): the upload is upserted and searchable, the delete takes its rows out."""
+    from index.library import Library
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "river-quality.md").write_bytes(report("River Water Quality Review", RIVER))
+    own = settings.model_copy(update={"index_dir": tmp_path / "index", "backend": "milvus",
+                                      "milvus_collection": "library_service"})
+    assert Library(own, embedder=passage_embedder).add([tmp_path / "reports"]).added
+    live = serve(own, embedder, passage_embedder)
+    try:
+        content = report("Urban Transit Plan", TRANSIT)
+        response = upload(live.url, "urban-transit.md", content)
+        assert response.status_code == 201, response.text
+        hits = ask(live, "How often do the night buses run?", k=2, document="urban-transit").json()["passages"]
+        assert hits and {p["citation"]["edition"] for p in hits} == {edition_of(content)}
+        with httpx.Client(base_url=live.url, timeout=120) as c:
+            assert c.delete("/documents/urban-transit").status_code == 200
+        keys = {p["citation"]["document_key"] for p in ask(live, "night buses and cycle lanes", k=5).json()["passages"]}
+        assert keys == {"river-quality"}
+        assert live.state.retriever.index.manifest["backend"] == "milvus"
+    finally:
+        live.stop()

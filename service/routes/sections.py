@@ -54,7 +54,12 @@ def router(settings: Settings) -> APIRouter:
         st: ServiceState = Depends(get_state),
     ):
         index = st.retriever.index
-        s = find_section(index.sections, section_id, document)
+        if document is None:  # a current edition's section first: older editions are named by document
+            current = current_ids(index.documents)
+            s = find_section([x for x in index.sections if x.document_id in current], section_id) \
+                or find_section(index.sections, section_id)
+        else:
+            s = find_section(index.sections, section_id, document)
         if s is None:
             raise HTTPException(404, f"no section {section_id!r}; GET /sections lists them")
         chunks = section_chunks(index.chunks, s)
