@@ -300,3 +300,48 @@ def test_milvus_lite_gives_the_same_results_as_faiss(lib_settings, passage_embed
     for lib in (faiss_lib, milvus_lib):
         lib.remove(["harbour-note"])
     same_results(False)
+
+
+class CountingEmbedder:
+    """A stand-in for the model in the cache's own test only: deterministic vectors, counts what it encodes."""
+
+    fingerprint, dimension = "f" * 64, 4
+
+    def __init__(self):
+        self.encoded: list[str] = []
+
+    def encode(self, texts, batch_size=32, progress=None):
+        self.encoded += texts
+        return np.array([[len(t), t.count("a"), 1.0, 0.5] for t in texts], dtype=np.float32)
+
+
+def test_embedding_cache_embeds_each_text_once_survives_damage_and_merges(tmp_path):
+    from index.vector_cache import EmbeddingCache, cached_vectors
+
+    encoder = CountingEmbedder()
+
+    def cache():
+        return EmbeddingCache(tmp_path, encoder.fingerprint, "chunks", 4, max_segments=2)
+
+    first = cache()
+    out = cached_vectors(["alpha", "beta", "alpha"], encoder, first)
+    assert encoder.encoded == ["alpha", "beta"] and np.array_equal(out[0], out[2])
+    assert first.save() == 2
+    again = cache()
+    assert np.array_equal(cached_vectors(["beta", "alpha"], encoder, again), out[[1, 0]])
+    assert encoder.encoded == ["alpha", "beta"] and (again.hits, again.misses) == (2, 0)
+    for word in ("gamma", "delta"):  # a third segment merges them all into one
+        c = cache()
+        cached_vectors([word], encoder, c)
+        c.save()
+    merged = cache()
+    assert len(merged.segments) == 1 and len(merged) == 4
+    assert not list(tmp_path.rglob("*.tmp"))
+    segment = next(tmp_path.rglob("seg-*.npy"))
+    segment.write_bytes(segment.read_bytes()[:-8] + b"\0" * 8)  # damaged: dropped, its texts embedded again
+    damaged = cache()
+    assert len(damaged) == 0
+    cached_vectors(["alpha"], encoder, damaged)
+    assert encoder.encoded[-1] == "alpha" and len(encoder.encoded) == 5
+    other = EmbeddingCache(tmp_path, "e" * 64, "chunks", 4)  # another model: its own, empty cache
+    assert len(other) == 0
