@@ -137,17 +137,24 @@ class EmbeddingCache:
         fresh = {d: v for d, v in self._pending.items() if d not in self._where}
         if len(self.segments) + bool(fresh) > self.max_segments:
             merged = {d: np.asarray(self._arrays[s][r]) for d, (s, r) in self._where.items()} | fresh
-            segments, written = [self._write_segment(merged)], len(merged)
+            segments, written, keep = [self._write_segment(merged)], merged, []
         else:
-            segments, written = [*self.segments, self._write_segment(fresh)], len(fresh)
+            segments, written, keep = [*self.segments, self._write_segment(fresh)], fresh, self.segments
         meta = {"format": CACHE_FORMAT, "fingerprint": self.fingerprint, "kind": self.kind,
                 "dimension": self.dimension, "dtype": self.dtype.name,
                 "segments": [s.__dict__ for s in segments]}
         atomic_write_text(self.folder / "index.json", json.dumps(meta, indent=1))
         self._drop_unlisted({s.name for s in segments})
-        self.segments, self._arrays, self._where, self._pending = [], [], {}, {}
-        self._load()
-        return written
+        # The segments just written were checksummed as they were made: open the new one, don't re-verify all.
+        if not keep:
+            self.segments, self._arrays, self._where = [], [], {}
+        new_segment = segments[-1]
+        self.segments.append(new_segment)
+        self._arrays.append(np.load(self.folder / f"{new_segment.name}.npy", allow_pickle=False, mmap_mode="r"))
+        for row, digest in enumerate(written):
+            self._where[digest] = (len(self.segments) - 1, row)
+        self._pending = {}
+        return len(written)
 
     def _write_segment(self, vectors: dict[str, np.ndarray]) -> Segment:
         name = f"seg-{uuid.uuid4().hex[:12]}"
