@@ -176,6 +176,7 @@ def test_document_detail_has_its_editions_and_sections(library):
     assert_refused(get(library, "/documents/no-such-report"), 404, "unknown document")
     assert get(library, "/documents/bad key!").status_code in (404, 422)
     assert_refused(get(library, "/documents/urban-transit", edition="zz"), 422, "edition")
+    assert_refused(get(library, "/documents/urban-transit", edition="abcdef"), 404, "no edition 'abcdef'")
 
 
 def test_every_citation_names_document_key_and_edition(library):
@@ -204,6 +205,12 @@ def test_upload_appears_is_searchable_and_a_second_upload_is_a_no_op(library, tm
     again = upload(library.url, "coastal-erosion.md", content)
     assert again.status_code == 200 and again.json()["added"] is False
     assert again.json()["build"] == body["build"]  # nothing was built
+
+    notes = report("Coastal Erosion Notes", [("1 Dunes", "Marram grass was planted to hold the dunes.")])
+    keyed = upload(library.url, "notes.md", notes, key="dune-notes")
+    assert keyed.status_code == 201 and keyed.json()["document"]["key"] == "dune-notes", keyed.text
+    assert keyed.json()["document"]["source"] == "notes.md"
+    assert_refused(upload(library.url, "more.md", notes + b"\nMore.", key="bad key!"), 422, "bad document key")
 
 
 def test_a_new_edition_keeps_the_old_one_queryable_and_the_diff_lists_the_three_changes(library, tmp_path):
