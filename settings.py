@@ -48,6 +48,9 @@ class BackendName(StrEnum):
     MILVUS = "milvus"
 
 
+# Bind addresses that only this machine can reach: writes without a token are allowed there only.
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+
 Mode = RetrievalMode  # the name the service schemas and older code use
 PASSAGE_ENGINES: tuple[EncoderEngine, ...] = (EncoderEngine.TORCH, EncoderEngine.ONNX)  # full precision
 
@@ -77,6 +80,14 @@ class Settings(BaseSettings):
 
     # --- reading ----------------------------------------------------------
     max_file_mb: float = Field(50.0, gt=0, description="Report files larger than this are skipped with a reason.")
+
+    # --- the library (reportqa add / remove; index.library) -------------
+    library_lock_timeout_s: float = Field(30.0, ge=0.0, description="How long a library change waits for "
+                                          "another writer (add, remove, ingest) of the same index before giving up.")
+    embed_cache: bool = Field(True, description="Keep chunk and sentence vectors by model and exact text beside "
+                                                "the index, so a library change embeds only new texts.")
+    embed_cache_max_segments: int = Field(8, ge=1, le=1000, description="Cache files per kind before a save "
+                                          "merges them into one.")
 
     # --- chunking ---------------------------------------------------------
     tiktoken_encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunk budgets.")
@@ -130,6 +141,13 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the model and maps the index. "
                                                      "For throughput on N cores: N workers, encoder_threads 1.")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
+    # An upload is one report file plus its multipart envelope; ingest's own per-file limit (max_file_mb)
+    # still applies to the file itself.
+    max_upload_bytes: int = Field(50 * 2**20, ge=1024, description="Largest POST /documents body (one report "
+                                                                   "file and its multipart envelope).")
+    reload_poll_s: float = Field(1.0, ge=0.0, description="How often a running service checks the index's CURRENT "
+                                                          "pointer and swaps in a new build (0 = only on "
+                                                          "POST /admin/reload or SIGHUP).")
 
     @field_validator("ingest_encoder_backend")
     @classmethod

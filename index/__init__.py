@@ -15,6 +15,7 @@ from typing import Callable
 
 from index.answerability import DEFAULT_ANSWERABILITY
 from index.backends import backend_options
+from index.catalog import DocumentRecord, LibraryError, UnknownDocument
 from index.embed import Embedder, ModelUnavailable, configure_runtime, model_fingerprint
 from index.retriever import (
     MODES, AnswerabilityModel, FusionWeights, Hit, Query, Retriever, SearchResult, UnknownSection,
@@ -26,7 +27,7 @@ __all__ = [
     "MODES", "AnswerabilityModel", "BuildSettings", "Embedder", "FusionWeights", "Hit", "IndexUnavailable",
     "LoadedIndex", "ModelUnavailable", "Query", "Retriever", "SearchResult", "UnknownSection", "build_index",
     "configure_runtime", "load_answerability", "load_current_index", "load_embedder", "open_retriever",
-    "read_manifest", "stale_reasons",
+    "read_manifest", "stale_reasons", "DocumentRecord", "LibraryError", "UnknownDocument",
 ]
 
 

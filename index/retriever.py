@@ -15,6 +15,7 @@ from index.answerability import (DEFAULT_ANSWERABILITY, FAR_FROM_QUESTION, Answe
                                  check_constraints, evidence_features)
 from index.analysis import expand_acronyms, normalise
 from index.backends import ChunkFilter
+from index.catalog import UnknownDocument, current_ids, resolve
 from index.embed import Embedder
 from index.fusion import fused_order, ranks_of, weighted_rrf
 from index.store import LoadedIndex
@@ -31,8 +32,9 @@ class Query:
     k: int = 5
     mode: str = RetrievalMode.HYBRID
     section: str | None = None  # a part or section id: restricts results to it and its subsections
-    document: str | None = None
+    document: str | None = None  # a document key (its current edition), a document id or key@edition
     group_by_section: bool = False
+    edition: str | None = None  # one edition of ``document`` (or of whichever document has it); default current
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Retriever:
         self._terms_cache: dict[int, list[frozenset[str]]] = {}  # chunk -> its sentences' BM25 terms
         self._chunk_section = np.array([c.section_id for c in index.chunks], dtype=object)
         self._chunk_document = np.array([c.document_id for c in index.chunks], dtype=object)
+        self._base = self._current_editions()
         # Sentence vectors are stored as float16; numpy's float16 -> float32 cast of the gathered rows cost
         # more than the whole matrix product (0.31 vs 0.09 ms per question here), so a retriever keeps a
         # float32 copy up to a size (also of a memory-mapped index: a report's copy is ~0.4 MiB per worker).
@@ -116,18 +119,40 @@ class Retriever:
         self.index.close()
 
     # -------------------------------------------------------------- filters
-    def chunk_filter(self, query: Query) -> ChunkFilter:
-        if query.section is None and query.document is None:
+    def _current_editions(self) -> ChunkFilter:
+        """What a query searches by default: every chunk, or, where a library keeps older editions of a
+        document, the current editions' chunks only (an inactive filter when there is nothing to leave out)."""
+        current = current_ids(self.index.documents)
+        if len(current) == len(self.index.documents):
             return ChunkFilter()
-        mask = np.ones(len(self.index.chunks), dtype=bool)
+        mask = np.array([d in current for d in self._chunk_document], dtype=bool)
+        return ChunkFilter(allowed=np.flatnonzero(mask), documents=tuple(sorted(current)))
+
+    def chunk_filter(self, query: Query) -> ChunkFilter:
+        """The query's restriction; UnknownSection / UnknownDocument for a section, document or edition
+        the index does not hold."""
+        if query.section is None and query.document is None and query.edition is None:
+            return self._base
+        document = None
+        if query.document is not None or query.edition is not None:
+            document = resolve(self.index.documents, query.document, query.edition).id
+        mask = np.ones(len(self.index.chunks), dtype=bool) if document else self._base_mask()
         if query.section is not None:
             if query.section not in self.section_ids:
                 raise UnknownSection(f"unknown section id {query.section!r}; GET /sections lists them")
             prefix = query.section + "."
             mask &= np.array([s == query.section or s.startswith(prefix) for s in self._chunk_section])
-        if query.document is not None:
-            mask &= self._chunk_document == query.document
-        return ChunkFilter(query.section, query.document, np.flatnonzero(mask))
+        if document is not None:
+            mask &= self._chunk_document == document
+        return ChunkFilter(query.section, document, np.flatnonzero(mask),
+                           None if document else self._base.documents)
+
+    def _base_mask(self) -> np.ndarray:
+        mask = np.zeros(len(self.index.chunks), dtype=bool) if self._base.active else \
+            np.ones(len(self.index.chunks), dtype=bool)
+        if self._base.active:
+            mask[self._base.allowed] = True
+        return mask
 
     # --------------------------------------------------------------- search
     def encode(self, text: str) -> np.ndarray:
@@ -180,12 +205,14 @@ class Retriever:
             hits.append(Hit(self.index.chunks[i], fused.get(i, 0.0), explanation,
                             self._highlights(i, terms, query_vector)))
 
-        # Whether the *report* answers does not depend on the filter or mode: judge it on the unfiltered hybrid view.
-        if where.active:
-            unfiltered = self.index.backend.rank(expanded, query_vector, ChunkFilter(), depth)
+        # Whether the *report* answers does not depend on the filter or mode: judge it on the unfiltered hybrid
+        # view (the library's current editions).
+        filtered = where is not self._base
+        if filtered:
+            unfiltered = self.index.backend.rank(expanded, query_vector, self._base, depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
             best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
-        hybrid = fused if query.mode == RetrievalMode.HYBRID and not where.active else \
+        hybrid = fused if query.mode == RetrievalMode.HYBRID and not filtered else \
             self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best)
         features, check = self._features(query.question, dense_rank, hybrid, best)
         confidence = self.answerability.probability(features)

@@ -34,12 +34,16 @@ import numpy as np
 from index.analysis import find_acronyms
 from index.backends import BackendUnavailable, BuildInput, SearchBackend, backend_class
 from index.embed import Embedder
-from index.files import atomic_write_text, file_sha256, fsync_tree, write_json
+from index.catalog import stamped
+from index.files import atomic_write_text, failpoint, file_sha256, fsync_tree, write_json
 from ingest import Chunk, Document, IngestResult, Section, Sentence
 from settings import BackendName
 
 FORMAT_VERSION = 1
 KEEP_BUILDS = 2
+# Vectors for (kind, texts, progress): kind is "chunks" or "sentences". The default embeds every text;
+# a library change passes the embedding cache (index.vector_cache.cached_vectors).
+VectorsFor = Callable[[str, list[str], Callable[[int, int], None] | None], np.ndarray]
 
 
 class IndexUnavailable(RuntimeError):
@@ -135,20 +139,32 @@ def write_index(
     progress: Callable[[str, int, int], None] | None = None,
     backend: str = BackendName.FAISS,
     options: object = None,
+    vectors_for: VectorsFor | None = None,
+    clean_partials: bool = False,
 ) -> tuple[Path, dict]:
     """Embed and index ``result`` into a new build, then switch ``CURRENT`` to it. Returns (build dir, timings).
-    ``backend`` (with its ``options``, see :func:`index.backends.backend_options`) holds vectors and BM25."""
+    ``backend`` (with its ``options``, see :func:`index.backends.backend_options`) holds vectors and BM25;
+    ``vectors_for`` gives the vectors (default: ``embedder`` encodes every text). ``clean_partials``
+    deletes unfinished build folders a killed writer left (only safe under the writer lock)."""
     if not result.chunks:
         raise IndexUnavailable("nothing to index: no chunks were produced")
     index_dir.mkdir(parents=True, exist_ok=True)
     builds = index_dir / "builds"
     builds.mkdir(exist_ok=True)
+    if clean_partials:
+        for stale in builds.glob(".partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    if vectors_for is None:
+        vectors_for = lambda kind, texts, report: embedder.encode(texts, batch_size, report)  # noqa: E731
+    documents, chunks = stamped(result.documents, result.chunks, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    result = IngestResult(documents, result.sections, chunks, result.failures)
     name = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     work = builds / f".partial-{name}"
     work.mkdir()
     try:
-        final, timings = _write_build(work, builds / name, name, result, embedder, build, batch_size,
+        final, timings = _write_build(work, builds / name, name, result, embedder, build, vectors_for,
                                       exact_search_max, progress, backend_class(backend), options)
+        failpoint("before-current")
         atomic_write_text(index_dir / "CURRENT", name + "\n")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -158,17 +174,18 @@ def write_index(
 
 
 def _write_build(work: Path, final: Path, name: str, result: IngestResult, embedder: Embedder, build: BuildSettings,
-                 batch_size: int, exact_search_max: int, progress, backend: type[SearchBackend], options
+                 vectors_for: VectorsFor, exact_search_max: int, progress, backend: type[SearchBackend], options
                  ) -> tuple[Path, dict]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     texts = [c.embed_text for c in result.chunks]
-    vectors = embedder.encode(texts, batch_size, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
+    vectors = vectors_for("chunks", texts, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
     sentences = [c.text[s.text_start:s.text_end] for c in result.chunks for s in c.sentences]
-    sentence_vectors = embedder.encode(
-        sentences, batch_size, (lambda d, n: progress("embed sentences", d, n)) if progress else None
+    sentence_vectors = vectors_for(
+        "sentences", sentences, (lambda d, n: progress("embed sentences", d, n)) if progress else None
     )
     timings["embed"] = time.perf_counter() - started
+    failpoint("after-vectors")
 
     started = time.perf_counter()
     np.save(work / "sentences.npy", sentence_vectors.astype(np.float16), allow_pickle=False)
@@ -176,6 +193,7 @@ def _write_build(work: Path, final: Path, name: str, result: IngestResult, embed
                       build.bm25_b, exact_search_max, progress)
     built = backend.write(work, data, options)
     timings["index"] = time.perf_counter() - started
+    failpoint("after-index")
 
     docs = _write_records(work, result)
     files = {str(p.relative_to(work)): file_sha256(p) for p in sorted(work.rglob("*")) if p.is_file()}
@@ -184,6 +202,7 @@ def _write_build(work: Path, final: Path, name: str, result: IngestResult, embed
     except BackendUnavailable as exc:
         raise IndexUnavailable(str(exc)) from None
     timings |= built.timings
+    failpoint("after-publish")
     manifest = {
         "format_version": FORMAT_VERSION,
         "build": name,
@@ -224,6 +243,7 @@ def _write_records(work: Path, result: IngestResult) -> list[dict]:
         (work / "texts" / f"{doc.id}.txt").write_text(doc.text)
         meta = {k: v for k, v in asdict(doc).items() if k != "text"}
         meta["chunks"] = sum(1 for c in result.chunks if c.document_id == doc.id)
+        meta["sections"] = sum(1 for s in result.sections if s.document_id == doc.id)
         docs.append(meta)
     write_json(work / "documents.json", docs)
     write_json(work / "acronyms.json", find_acronyms([c.text for c in result.chunks]))
@@ -295,6 +315,17 @@ def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSetti
     return LoadedIndex(build_dir, manifest, chunks, sections, documents, backend, sentence_vectors, offsets, acronyms)
 
 
+def read_records(build_dir: Path) -> tuple[dict[str, Document], list[Section], list[Chunk]]:
+    """A build's documents, sections and chunks, without its vectors or search backend (no model, no
+    connection): what listing the library and comparing editions need."""
+    try:
+        chunks = [_chunk_from_json(json.loads(line)) for line in (build_dir / "chunks.jsonl").open()]
+        sections = [_section_from_json(s) for s in json.loads((build_dir / "sections.json").read_text())]
+        return _read_documents(build_dir), sections, chunks
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexUnavailable(f"index in {build_dir.name} cannot be read ({type(exc).__name__}): re-run `reportqa ingest`") from None
+
+
 def _checked_manifest(build_dir: Path, model_fingerprint: str | None, build: BuildSettings | None) -> dict:
     try:
         manifest = json.loads((build_dir / "manifest.json").read_text())
@@ -325,8 +356,11 @@ def _verify_files(build_dir: Path, manifest: dict) -> None:
 def _read_documents(build_dir: Path) -> dict[str, Document]:
     documents = {}
     for meta in json.loads((build_dir / "documents.json").read_text()):
-        meta = {k: v for k, v in meta.items() if k != "chunks"}
+        meta = {k: v for k, v in meta.items() if k not in ("chunks", "sections")}
         meta["page_starts"] = tuple(meta["page_starts"])
+        meta["page_labels"] = tuple(meta.get("page_labels", ()))
+        for name in ("bookmarks", "font_headings"):
+            meta[name] = tuple(tuple(b) for b in meta.get(name, ()))
         text = (build_dir / "texts" / f"{meta['id']}.txt").read_text()
         documents[meta["id"]] = Document(text=text, **meta)
     return documents

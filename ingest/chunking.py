@@ -227,4 +227,6 @@ def _make_chunk(
         page=doc.page_at(start),
         page_label=doc.page_label_at(start),
         sentences=tuple(sentences),
+        document_key=doc.key,
+        edition=doc.edition,
     )

@@ -23,6 +23,12 @@ class Document:
     headers_removed: int = 0
     footers_removed: int = 0
     page_numbers_removed: int = 0
+    # The library (index.catalog): a stable key across editions, this edition's id (content hash prefix),
+    # when it was added, and whether it is the key's current edition (the one searched by default).
+    key: str = ""
+    edition: str = ""
+    added_at: str = ""
+    current: bool = True
 
     def page_at(self, offset: int) -> int | None:
         """1-based page holding ``offset``, or None when pages are unknown."""
@@ -85,6 +91,9 @@ class Chunk:
     page: int | None = None  # 1-based PDF page
     page_label: str | None = None  # the page's printed label ("iii", "12")
     sentences: tuple[Sentence, ...] = field(default_factory=tuple)
+    # The document's library key and edition (index.catalog), so a saved citation names what it cites.
+    document_key: str = ""
+    edition: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from service.errors import install_error_handlers
 from service.middleware import Observe, RequestGuard
 from service.routes import AREAS
-from service.state import ServiceState, load_state
+from service.state import CurrentWatcher, ServiceState, load_state
+from service.uploads import UPLOAD_ROUTE
 from settings import Settings
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -39,9 +40,14 @@ def create_app(state: ServiceState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state.embedder.encode_query("warm-up")  # first encode pays one-off costs; not a user's query
+        # Each server process watches CURRENT itself, so every worker serves a new build within a poll.
+        interval = state.settings.reload_poll_s
+        watcher = CurrentWatcher(state, interval).start() if interval > 0 else None
         state.ready = True
         yield
         state.ready = False
+        if watcher:
+            watcher.stop()
         if state.encoder:
             state.encoder.close()
 
@@ -53,7 +59,8 @@ def create_app(state: ServiceState) -> FastAPI:
     )
     app.state.reportqa = state
     latency, requests_total = _metrics(state)
-    app.add_middleware(RequestGuard, max_bytes=state.settings.max_body_bytes, json_routes={"/query"})
+    app.add_middleware(RequestGuard, max_bytes=state.settings.max_body_bytes, json_routes={"/query"},
+                       upload_routes={UPLOAD_ROUTE: state.settings.max_upload_bytes})
     app.add_middleware(Observe, latency=latency, requests_total=requests_total)
     install_error_handlers(app)
     for area in AREAS:

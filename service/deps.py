@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from service.state import ServiceState
+from settings import LOOPBACK_HOSTS
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -35,7 +37,31 @@ async def require_admin(request: Request) -> None:
     await require_token(request)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def require_writer(request: Request) -> None:
+    """Routes that change the library: the bearer token when one is configured; without one, only a
+    server bound to loopback accepts them (anyone who can reach a wider bind could otherwise delete
+    reports)."""
+    settings = request.app.state.reportqa.settings
+    if settings.api_token is None:
+        if not is_loopback(settings.host):
+            raise HTTPException(403, f"changing the library is refused on a non-loopback bind ({settings.host}) "
+                                     "without a token: start the server with REPORTQA_API_TOKEN set")
+        return
+    await require_token(request)
+
+
 GUARDED = [Depends(require_token)]
+WRITER = [Depends(require_writer)]
 
 
 async def bounded(timeout_s: float, fn, *args):

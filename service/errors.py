@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service import schemas
 
 # Documented on routes that take input: the shape of their 4xx answers.
-ERROR_RESPONSES = {status: {"model": schemas.ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 415, 422)}
+ERROR_RESPONSES = {status: {"model": schemas.ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
 
 
 def error_response(status: int, error: str, detail: list[str] | None = None) -> JSONResponse:

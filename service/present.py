@@ -27,6 +27,8 @@ def citation(chunk: Chunk, documents: dict) -> schemas.Citation:
         document=chunk.document_id, document_title=doc.title if doc else "", section_id=chunk.section_id,
         section_title=chunk.section_title, section_path=list(chunk.section_path),
         char_start=chunk.char_start, char_end=chunk.char_end, page=chunk.page, page_label=chunk.page_label,
+        document_key=chunk.document_key or (doc.key if doc else "") or chunk.document_id,
+        edition=chunk.edition or (doc.edition if doc else ""),
     )
 
 

@@ -5,6 +5,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from settings import RetrievalMode as Mode
 
+EDITION_PATTERN = r"^[0-9a-fA-F]{4,64}$"  # an edition id is a SHA-256 prefix; at least 4 digits to name one
+
 
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -13,8 +15,12 @@ class QueryRequest(BaseModel):
     k: int = Field(5, ge=1, le=50, description="How many passages to return.")
     mode: Mode = Field(Mode.HYBRID, description="dense, bm25 or hybrid (both fused).")
     section: str | None = Field(None, max_length=200, description="Only passages in this part or section id (and its subsections).")
-    document: str | None = Field(None, max_length=200, description="Only passages of this document id.")
+    document: str | None = Field(None, max_length=200, description=(
+        "Only passages of this document: its key (the current edition), a document id or key@edition."))
     group_by_section: bool = Field(False, description="At most one passage per section.")
+    edition: str | None = Field(None, pattern=EDITION_PATTERN, description=(
+        "Only this edition (an edition id or a unique prefix of one) of `document`, or of whichever "
+        "document has it; default: every document's current edition."))
 
 
 def question_schema(max_chars: int) -> dict:
@@ -44,6 +50,8 @@ class Citation(BaseModel):
     char_end: int
     page: int | None = None
     page_label: str | None = Field(None, description="The page's printed label (e.g. 'iii', '12'), PDF only.")
+    document_key: str = Field("", description="The document's library key (stable across editions).")
+    edition: str = Field("", description="The edition cited: the first 12 hex digits of its file's SHA-256.")
 
 
 class Highlight(BaseModel):
@@ -100,17 +108,69 @@ class SectionsResponse(BaseModel):
 
 
 class DocumentInfo(BaseModel):
-    id: str
+    """One edition of one document."""
+
+    id: str = Field(description="The document id in the index (the `document` of citations and filters).")
+    key: str = Field(description="The document's library key, stable across editions.")
+    edition: str = Field(description="This edition: the first 12 hex digits of its file's SHA-256.")
+    current: bool = Field(description="Whether this is the key's current edition (searched by default).")
     title: str
     source: str = Field(description="The name of the file the document was read from (not its folder on the server).")
     format: str = Field(description="markdown, text or pdf.")
     sections: int
     chunks: int
     pages: int | None = Field(None, description="Pages of a PDF; null when the format has none.")
+    sha256: str = Field(description="SHA-256 of the file as received.")
+    added_at: str = Field(description="When this edition was added (UTC, ISO 8601); empty if not recorded.")
 
 
 class DocumentsResponse(BaseModel):
     documents: list[DocumentInfo]
+
+
+class DocumentDetail(BaseModel):
+    key: str
+    edition: DocumentInfo = Field(description="The edition asked for (default: the current one).")
+    editions: list[DocumentInfo] = Field(description="Every edition of the document, in the order added.")
+    sections: list[SectionNode] = Field(description="That edition's table of contents.")
+
+
+class SectionRef(BaseModel):
+    id: str
+    number: str
+    title: str
+    path: list[str]
+
+
+class SectionChange(BaseModel):
+    kind: str = Field(description="added, removed, moved or changed.")
+    old: SectionRef | None = Field(description="The section in the `from` edition (null when added).")
+    new: SectionRef | None = Field(description="The section in the `to` edition (null when removed).")
+    similarity: float | None = Field(None, description="moved / changed: how alike the two texts are "
+                                                       "(word sequence ratio, 1.0 = the same).")
+
+
+class DiffResponse(BaseModel):
+    key: str
+    from_edition: str
+    to_edition: str
+    added: list[SectionChange]
+    removed: list[SectionChange]
+    moved: list[SectionChange]
+    changed: list[SectionChange]
+    unchanged: int = Field(description="Matched sections neither moved nor changed.")
+
+
+class UploadResponse(BaseModel):
+    document: DocumentInfo = Field(description="The edition the upload is (new, or already in the library).")
+    added: bool = Field(description="False when the same content was already in the library (nothing changed).")
+    build: str = Field(description="The build being served once the answer is sent.")
+
+
+class RemoveResponse(BaseModel):
+    key: str
+    removed: list[str] = Field(description="The editions removed.")
+    build: str = Field(description="The build being served once the answer is sent.")
 
 
 class ChunkSpan(BaseModel):

@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -16,7 +17,7 @@ from typing import Iterator
 from prometheus_client import CollectorRegistry
 
 from index import (
-    Embedder, Retriever, SearchResult, configure_runtime, load_current_index, load_embedder, open_retriever,
+    Embedder, IndexUnavailable, Retriever, SearchResult, configure_runtime, load_current_index, load_embedder, open_retriever,
 )
 from index.batching import BatchingEncoder
 from settings import EncoderEngine, Settings
@@ -72,6 +73,10 @@ class ServiceState:
     reloads: int = 0
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     encoder: BatchingEncoder | None = None
+    # The full-precision passage encoder library writes embed with (ingest_encoder_backend), loaded on
+    # the first upload: a service that only answers questions never pays for it.
+    ingest_embedder: Embedder | None = None
+    _ingest_lock: threading.Lock = field(default_factory=threading.Lock)
     # Requests running per retriever (by identity), and retrievers swapped out but still in use.
     _in_use: dict[int, int] = field(default_factory=dict)
     _retired: dict[int, Retriever] = field(default_factory=dict)
@@ -99,11 +104,26 @@ class ServiceState:
             if done is not None:
                 close_retriever(done)
 
-    def reload(self) -> tuple[str, str]:
+    def passage_embedder(self) -> Embedder:
+        with self._ingest_lock:
+            if self.ingest_embedder is None:
+                self.ingest_embedder = load_embedder(self.settings, ingest=True)
+            return self.ingest_embedder
+
+    @property
+    def build_name(self) -> str:
+        """The name of the build being served (the folder ``CURRENT`` named when it was loaded)."""
+        return self.retriever.index.build_dir.name
+
+    def reload(self, only_if_changed: bool = False) -> tuple[str, str]:
         """Load the current build and swap it in. Requests already running keep the retriever they
-        started with; new ones get the new one. Raises IndexUnavailable (old index stays) on a bad build."""
+        started with; new ones get the new one. Raises IndexUnavailable (old index stays) on a bad build.
+        ``only_if_changed``: nothing is loaded when ``CURRENT`` still names the served build (a write
+        route and the watcher may both ask for the same new build)."""
         with self.reload_lock:
             previous = self.retriever.index.manifest.get("build", "")
+            if only_if_changed and current_pointer(self.settings) == self.build_name:
+                return previous, previous
             loaded = load_served_index(self.settings)
             retriever = open_retriever(self.settings, self.embedder, loaded)
             retriever.encode_fn = self.encoder.encode if self.encoder else None
@@ -118,6 +138,58 @@ class ServiceState:
                 self.cache.clear()
             self.reloads += 1
             return previous, loaded.manifest.get("build", "")
+
+
+class CurrentWatcher:
+    """Swaps in a new build when the index's ``CURRENT`` pointer names another one (written by
+    `reportqa add/remove/ingest` or by this service's own upload and delete routes): every
+    ``reload_poll_s`` the pointer is read (a few bytes) and, if it changed, :meth:`ServiceState.reload`
+    runs; requests in flight finish on the build they started with. A build that cannot be loaded is
+    logged once and the served index kept until the pointer changes again."""
+
+    def __init__(self, state: "ServiceState", interval_s: float):
+        self.state, self.interval_s = state, interval_s
+        self._stop = threading.Event()
+        self._refused: str | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="reportqa-current-watcher")
+
+    def start(self) -> "CurrentWatcher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check(self) -> bool:
+        """Reload if ``CURRENT`` names a build other than the served one; True if a new build was swapped in."""
+        pointer = current_pointer(self.state.settings)
+        if not pointer or pointer == self.state.build_name or pointer == self._refused:
+            return False
+        try:
+            previous, build = self.state.reload(only_if_changed=True)
+        except IndexUnavailable as exc:
+            self._refused = pointer
+            log.warning("new build %s not served, kept %s: %s", pointer, self.state.build_name, exc)
+            return False
+        self._refused = None
+        log.info("index reloaded: %s -> %s", previous, build)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception as exc:  # the watcher must outlive any one failed look (a vanished folder)
+                log.warning("checking the index for a new build failed: %s", exc)
+
+
+def current_pointer(settings: Settings) -> str | None:
+    """The build name ``CURRENT`` holds now, or None when there is none to read."""
+    try:
+        return (Path(settings.index_dir) / "CURRENT").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def load_served_index(settings: Settings):

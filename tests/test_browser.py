@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -310,3 +311,92 @@ def test_options_are_sent_and_kept_in_the_link(driver, server):
     assert driver.find_element(By.ID, "mode").get_attribute("value") == "bm25"
     assert driver.find_element(By.ID, "scope").get_attribute("value") == "p3"
     assert driver.find_element(By.ID, "group").is_selected()
+
+
+# ------------------------------------------------------------ the library
+@pytest.fixture(scope="module")
+def library_server(settings, embedder, passage_embedder, tmp_path_factory):
+    """A library of three reports, one of them in two editions and one a PDF with printed page labels."""
+    from index.library import Library
+    from library_samples import RIVER, RIVER_NEXT, TRANSIT, pdf_report, report, serve
+
+    folder = tmp_path_factory.mktemp("page-library")
+    index_dir = tmp_path_factory.mktemp("page-library-index") / "index"
+    library = Library(settings.model_copy(update={"index_dir": index_dir}), embedder=passage_embedder)
+    (folder / "river-quality.md").write_bytes(report("River Water Quality Review", RIVER))
+    (folder / "urban-transit.md").write_bytes(report("Urban Transit Plan", TRANSIT))
+    pdf_report(folder / "harbour-works.pdf", "Harbour Works Programme", [
+        ("1 Breakwater", "The breakwater will be raised by one metre against winter storm surges."),
+        ("2 Quays", "Two quays will be rebuilt with piles driven into the bedrock."),
+    ])
+    assert not library.add([folder]).failures
+    newer = tmp_path_factory.mktemp("page-library-next") / "river-quality.md"
+    newer.write_bytes(report("River Water Quality Review", RIVER_NEXT))
+    assert library.add([newer]).added
+    live = serve(settings, embedder, passage_embedder, index_dir=index_dir)
+    yield live
+    live.stop()
+
+
+def wait_for_documents(driver):
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#documents-list > li.doc-item"))
+    return driver.find_elements(By.CSS_SELECTOR, "#documents-list > li.doc-item")
+
+
+def test_documents_are_listed_and_a_filter_searches_one_with_its_edition_cited(driver, library_server):
+    listed = httpx.get(library_server.url + "/documents", timeout=30).json()["documents"]
+    current = {d["key"]: d for d in listed if d["current"]}
+    older = [d for d in listed if not d["current"]]
+    open_page(driver, library_server)
+    items = wait_for_documents(driver)
+    # One entry per document (key), titled as the API lists it; the older edition under its document.
+    keys = list(dict.fromkeys(d["key"] for d in listed))  # in the order the library first got them
+    assert [i.find_element(By.CSS_SELECTOR, ".doc-name").text for i in items] == [current[k]["title"] for k in keys]
+    (old,) = older
+    river = next(i for i in items if i.get_attribute("data-doc") == current[old["key"]]["id"])
+    assert current[old["key"]]["edition"] in river.find_element(By.CSS_SELECTOR, ".doc-facts").text
+    assert old["edition"] in river.find_element(By.CSS_SELECTOR, ".editions").text
+
+    transit = current["urban-transit"]
+    item = next(i for i in items if i.get_attribute("data-doc") == transit["id"])
+    item.find_element(By.CSS_SELECTOR, "button.search-in").click()
+    assert driver.find_element(By.ID, "document").get_attribute("value") == transit["id"]
+    assert driver.execute_script("return document.activeElement.id") == "question"
+    assert "selected" in item.get_attribute("class")
+    ask(driver, "How often do the night buses run?")
+    results = wait_for_results(driver)
+    assert f"doc={transit['id']}" in driver.current_url
+    shot = Path(tempfile.mkdtemp(prefix="reportqa-screenshots-")) / "library.png"
+    assert driver.save_screenshot(str(shot))
+    print(f"screenshot of a search within one document: {shot}")
+    for r in results:  # every passage from that document, its edition shown in the citation
+        cite = r.find_element(By.CSS_SELECTOR, ".cite-doc")
+        assert transit["title"] in cite.text
+        assert cite.find_element(By.CSS_SELECTOR, ".edition-id").text == transit["edition"]
+
+    # An older edition is searched by its own button; its citations name that edition.
+    river = next(i for i in wait_for_documents(driver) if i.get_attribute("data-doc") == current[old["key"]]["id"])
+    river.find_element(By.CSS_SELECTOR, ".editions button").click()  # re-searches the typed question
+    wait(driver).until(lambda d: f"edition={old['edition']}" in d.current_url)
+    ask(driver, "What happened to nitrate concentrations?")
+    wait(driver).until(lambda d: "nitrate" in d.find_element(By.ID, "results-meta").text.lower()
+                       and d.find_element(By.ID, "results-view").get_attribute("aria-busy") == "false")
+    editions = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results-list .cite-doc .edition-id")}
+    assert editions == {old["edition"]}
+    assert "fell" in driver.find_element(By.CSS_SELECTOR, "#results-list .passage").text  # the old text
+
+
+def test_a_pdf_citation_shows_the_printed_page(driver, library_server):
+    listed = httpx.get(library_server.url + "/documents", timeout=30).json()["documents"]
+    harbour = next(d for d in listed if d["format"] == "pdf")
+    question = "How much will the breakwater be raised?"
+    api = httpx.get(library_server.url + "/query", params={"q": question, "k": 3, "document": harbour["id"]},
+                    timeout=30).json()
+    top = api["passages"][0]["citation"]
+    assert top["page_label"] and top["page_label"] != str(top["page"])  # the test needs a label that differs
+    open_page(driver, library_server, "#" + "&".join([f"q={quote(question)}", "k=3", f"doc={quote(harbour['id'])}"]))
+    first = wait_for_results(driver)[0]
+    assert first.get_attribute("data-chunk") == api["passages"][0]["chunk_id"]
+    page = first.find_element(By.CSS_SELECTOR, ".page").text
+    assert page == f"Page {top['page_label']} (PDF page {top['page']})"
+    assert harbour["edition"] in first.find_element(By.CSS_SELECTOR, ".cite-doc").text

@@ -17,7 +17,7 @@ import pytest
 from conftest import LiveServer, free_port
 from test_walking_skeleton import OBVIOUS
 
-from index import IndexUnavailable, Query, build_index, load_current_index, open_retriever
+from index import IndexUnavailable, Query, UnknownDocument, build_index, load_current_index, open_retriever
 from index.backends import ChunkFilter, convert
 from index.backends.milvus import (
     MilvusTarget, chunk_row, connect, count_rows, filter_expression, resolve_uri, sanitise_uri,
@@ -172,7 +172,8 @@ def test_filters_and_grouping(any_retriever):
         assert hits and all(h.chunk.section_id == "p3" or h.chunk.section_id.startswith("p3.") for h in hits)
     doc = any_retriever.index.chunks[0].document_id
     assert any_retriever.search(Query("data", k=3, document=doc)).hits
-    assert any_retriever.search(Query("data", k=3, document="no-such-document")).hits == []
+    with pytest.raises(UnknownDocument, match="unknown document 'no-such-document'"):  # the service answers 404
+        any_retriever.search(Query("data", k=3, document="no-such-document"))
     grouped = any_retriever.search(Query("data governance", k=5, group_by_section=True)).hits
     sections = [h.chunk.section_id for h in grouped]
     assert len(sections) == 5 and len(set(sections)) == 5

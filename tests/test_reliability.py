@@ -28,7 +28,9 @@ def secured(settings, built_index, embedder, tmp_path_factory):
 
     index_dir = tmp_path_factory.mktemp("secured") / "index"
     shutil.copytree(Path(settings.index_dir), index_dir)
-    own = settings.model_copy(update={"index_dir": index_dir, "api_token": SecretStr(TOKEN), "port": free_port()})
+    # The CURRENT watcher is off here: these tests swap builds by POST /admin/reload and check its answer.
+    own = settings.model_copy(update={"index_dir": index_dir, "api_token": SecretStr(TOKEN), "port": free_port(),
+                                      "reload_poll_s": 0})
     state = load_state(own, embedder)
     live = LiveServer(create_app(state), own.port).start()
     live.state, live.settings = state, own

@@ -88,9 +88,15 @@ def test_sections_tree_section_and_passage(client):
 def test_documents_lists_what_the_index_holds(client, ingested):
     (doc,) = ingested.documents
     body = client.get("/documents").json()
-    assert body == {"documents": [{
-        "id": doc.id, "title": doc.title, "source": Path(doc.path).name, "format": "markdown",
-        "sections": len(ingested.sections), "chunks": len(ingested.chunks), "pages": None}]}
+    listed = dict(body["documents"][0])
+    assert len(body["documents"]) == 1 and listed.pop("added_at")  # when the build was made
+    assert listed == {
+        "id": doc.id, "key": doc.id, "edition": doc.sha256[:12], "current": True, "sha256": doc.sha256,
+        "title": doc.title, "source": Path(doc.path).name, "format": "markdown",
+        "sections": len(ingested.sections), "chunks": len(ingested.chunks), "pages": None}
+    detail = client.get(f"/documents/{doc.id}").json()
+    assert detail["editions"] == body["documents"] and detail["edition"] == body["documents"][0]
+    assert [s["id"] for s in detail["sections"]] == [s["id"] for s in client.get("/sections").json()["sections"]]
 
 
 def test_ask_json_is_the_query_body(client, settings):
@@ -106,6 +112,9 @@ def test_ask_json_is_the_query_body(client, settings):
     cli, api = json.loads(out.stdout), client.post("/query", json={"question": question, "k": 3}).json()
     assert cli.pop("took_ms") >= 0 and api.pop("took_ms") >= 0
     assert cli == api and len(cli["passages"]) == 3
+    (doc,) = client.get("/documents").json()["documents"]
+    assert {(p["citation"]["document_key"], p["citation"]["edition"]) for p in api["passages"]} == {
+        (doc["key"], doc["edition"])}  # every citation names the document and the edition it quotes
 
 
 def test_openapi_docs(client):

@@ -34,11 +34,13 @@ class BackendUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class ChunkFilter:
-    """Restrict results to a part/section (and its subsections) and/or a document."""
+    """Restrict results to a part/section (and its subsections) and/or a document, or to some documents
+    (the library's current editions, when older editions are kept)."""
 
     section: str | None = None
     document: str | None = None
     allowed: np.ndarray | None = None  # the same restriction as chunk positions (None = everything)
+    documents: tuple[str, ...] | None = None  # only these document ids (None = any)
 
     @property
     def active(self) -> bool:

@@ -1,4 +1,4 @@
-"""The ``reportqa`` command line: ingest, ask, sections, serve, eval, bench, config.
+"""The ``reportqa`` command line: ingest, add, remove, documents, diff, ask, sections, serve, eval, bench, config.
 
 One module per command group; this one builds the parser and maps errors to exit codes. Every
 command reads the one settings object; flags override environment variables, which override
@@ -11,13 +11,13 @@ import argparse
 import os
 import sys
 
-from service.cli import ask, bench, config, evaluate, ingest, serve
+from service.cli import add, ask, bench, config, documents, evaluate, ingest, remove, serve
 from service.cli.common import (
-    EXIT_BROKEN_PIPE, EXIT_INDEX, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE, CliError,
+    EXIT_BROKEN_PIPE, EXIT_BUSY, EXIT_INDEX, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE, CliError,
 )
 from settings import EncoderEngine
 
-COMMAND_GROUPS = (ingest, ask, serve, evaluate, config, bench)
+COMMAND_GROUPS = (ingest, add, remove, documents, ask, serve, evaluate, config, bench)
 
 __all__ = ["main", "build_parser"]
 
@@ -49,10 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _exit_code(exc: Exception) -> int | None:
     """The exit code of a domain error the commands let through (None: not one of ours)."""
     from eval.errors import EvalError, EvalSetError
-    from index import IndexUnavailable, ModelUnavailable
+    from index import IndexUnavailable, LibraryError, ModelUnavailable, UnknownDocument
+    from index.library import LibraryBusy
 
     if isinstance(exc, CliError):
         return exc.code
+    if isinstance(exc, UnknownDocument):
+        return EXIT_INPUT
+    if isinstance(exc, LibraryError):
+        return EXIT_USAGE
+    if isinstance(exc, LibraryBusy):
+        return EXIT_BUSY
     if isinstance(exc, (IndexUnavailable, ModelUnavailable)):
         return EXIT_INDEX
     if isinstance(exc, EvalSetError):

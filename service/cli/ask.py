@@ -21,6 +21,9 @@ def register(add) -> None:
     p.add_argument("--mode", choices=list(RetrievalMode), help="retrieval mode (default hybrid)")
     p.add_argument("--section", help="only this part or section id (see `reportqa sections`)")
     p.add_argument("--group-by-section", action="store_true", help="at most one passage per section")
+    p.add_argument("--document", help="only this document (a key from `reportqa documents`, or KEY@EDITION)")
+    p.add_argument("--edition", help="only this edition (of --document, or of whichever document has it); "
+                                     "default: every document's current edition")
     p.add_argument("--json", action="store_true", help="machine-readable output: the body POST /query answers")
     p = add("sections", "Print the recovered table of contents as a tree with ids.", run_sections, SECTIONS_EXAMPLES,
             model_flags=False)  # listing sections needs no model
@@ -42,7 +45,8 @@ def run_ask(args) -> int:
     mode = args.mode or settings.default_mode
     started = time.perf_counter()
     try:
-        result = retriever.search(Query(question, args.k, mode, args.section, None, args.group_by_section))
+        result = retriever.search(Query(question, args.k, mode, args.section, args.document, args.group_by_section,
+                                        args.edition))
     except UnknownSection as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     response = query_response(question, mode, result, retriever.index.documents,
@@ -62,7 +66,7 @@ def format_answer(response) -> str:
     lines.append("")
     for rank, p in enumerate(response.passages, 1):
         c = p.citation
-        lines.append(f"{rank}. [{c.section_id}] {' › '.join(c.section_path) or '(opening)'}")
+        lines.append(f"{rank}. {c.document_key}@{c.edition} [{c.section_id}] {' › '.join(c.section_path) or '(opening)'}")
         printed = f" (printed {c.page_label})" if c.page_label and c.page_label != str(c.page) else ""
         page = f"  page {c.page}{printed}" if c.page else ""
         lines.append(f"   score {p.score:.4f}  chars {c.char_start}-{c.char_end}{page}")

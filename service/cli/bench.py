@@ -9,7 +9,8 @@ from service.cli.common import EXIT_USAGE, CliError, Progress, StderrLog, settin
 
 EXAMPLES = ("examples:\n  reportqa bench\n  reportqa bench --quick --json bench.json\n"
             "  reportqa bench --scale 10000,100000\n  reportqa bench --suite backends --sizes report,100000\n"
-            "  reportqa bench --suite encoders --no-eval")
+            "  reportqa bench --suite encoders --no-eval\n"
+            "  reportqa bench --suite library --qasper ../shared/benchmarks/qasper/qasper-dev-v0.3.json --papers 400")
 
 
 def register(add) -> None:
@@ -39,7 +40,11 @@ def register(add) -> None:
     g.add_argument("--no-eval", action="store_true", help="speed only")
     g.add_argument("--eval-runs", default="torch/torch,torch/onnx,torch/onnx-int8,onnx/onnx",
                    help="INGEST/QUERY engine pairs to score")
-    g.add_argument("--work", help="folder for inputs, vectors and indexes (default: a temporary one)")
+    g.add_argument("--work", help="folder for inputs, vectors and indexes (default: a temporary one; "
+                                  "also the library suite's, which must be empty)")
+    g = p.add_argument_group("library suite")
+    g.add_argument("--qasper", metavar="FILE", help="QASPER JSON (e.g. ../shared/benchmarks/qasper/qasper-dev-v0.3.json)")
+    g.add_argument("--papers", type=int, default=400, help="papers in the library (default 400; N+2 are read)")
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -84,7 +89,21 @@ def _encoders(args, settings, log):
     return run_encoders_suite(options, log), render
 
 
-SUITE_RUNNERS = {"service": _service, "backends": _backends, "encoders": _encoders}
+def _library(args, settings, log):
+    from eval.bench.library_suite import render, run_library_suite
+
+    if not args.qasper:
+        raise CliError("--suite library needs --qasper FILE (a QASPER JSON file)", EXIT_USAGE)
+    if args.papers < 1:
+        raise CliError("--papers must be at least 1", EXIT_USAGE)
+    try:
+        return run_library_suite(settings, Path(args.qasper), args.papers, log, Progress(),
+                                 Path(args.work) if args.work else None), render
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+SUITE_RUNNERS = {"service": _service, "backends": _backends, "encoders": _encoders, "library": _library}
 
 
 def run(args) -> int:

@@ -5,6 +5,7 @@ import sys
 import time
 
 EXIT_USAGE, EXIT_INPUT, EXIT_INDEX = 2, 3, 4
+EXIT_BUSY = 5  # another writer held the index's lock for longer than library_lock_timeout_s
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
 

@@ -72,7 +72,10 @@ def run(args) -> int:
     started = time.perf_counter()
     embedder = load_embedder(settings, ingest=True)
     load_seconds = time.perf_counter() - started
-    build_dir, timings = build_index(settings, result, embedder, progress)
+    from index.library import writer_lock_for
+
+    with writer_lock_for(settings, "ingest", lambda message: print(f"reportqa ingest: {message}", file=sys.stderr)):
+        build_dir, timings = build_index(settings, result, embedder, progress)
     summary = {
         "documents": len(result.documents), "sections": len(result.sections), "chunks": len(result.chunks),
         "skipped": len(result.failures), "index": str(build_dir),

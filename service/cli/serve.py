@@ -7,7 +7,6 @@ import sys
 from service.cli.common import EXIT_USAGE, CliError, settings_from
 
 EXAMPLES = "examples:\n  reportqa serve\n  reportqa serve --port 8080 --index /srv/reportqa/index"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def register(add) -> None:
@@ -25,10 +24,11 @@ def run(args) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.deps import is_loopback
     from service.state import load_state
 
     settings = settings_from(args)
-    if settings.host not in LOOPBACK and not args.allow_remote:
+    if not is_loopback(settings.host) and not args.allow_remote:
         raise CliError(f"refusing to bind {settings.host}: pass --allow-remote to serve beyond this machine", EXIT_USAGE)
     require_free_port(settings.host, settings.port)  # before seconds of loading, not after
     if settings.workers > 1:

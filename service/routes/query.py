@@ -6,7 +6,7 @@ import time
 from fastapi import APIRouter, Depends, HTTPException, Query as QueryParam
 from fastapi.responses import Response
 
-from index import Query, UnknownSection
+from index import Query, UnknownDocument, UnknownSection
 from service import schemas
 from service.deps import GUARDED, as_json, bounded, get_state
 from service.errors import responses
@@ -20,6 +20,8 @@ def _search_and_keep(st: ServiceState, retriever, query: Query, key: tuple):
         result = retriever.search(query)
     except UnknownSection as exc:
         raise HTTPException(422, str(exc)) from None
+    except UnknownDocument as exc:
+        raise HTTPException(404, str(exc)) from None
     if st.cache:
         st.cache.put(key, result)
     return result
@@ -32,7 +34,7 @@ async def run_query(req: schemas.QueryRequest, st: ServiceState) -> Response:
         raise HTTPException(422, str(exc)) from None
     started = time.perf_counter()
     with st.lease() as retriever:  # one index for the whole request, even if a reload swaps it meanwhile
-        query = Query(question, req.k, req.mode, req.section, req.document, req.group_by_section)
+        query = Query(question, req.k, req.mode, req.section, req.document, req.group_by_section, req.edition)
         key = (retriever.index.manifest.get("build", ""), query)
         # A repeated question is answered from the cache on the event loop (no thread hop); a new one is
         # searched in the thread pool, where encoding releases the GIL and the loop stays free.
@@ -54,9 +56,9 @@ def router(settings: Settings) -> APIRouter:
     # attached here rather than through a string annotation.
     post_query.__annotations__["body"] = body_model
     api.post("/query", response_model=schemas.QueryResponse, dependencies=GUARDED,
-             responses=responses(400, 413, 415, 422))(post_query)
+             responses=responses(400, 404, 413, 415, 422))(post_query)
 
-    @api.get("/query", response_model=schemas.QueryResponse, dependencies=GUARDED, responses=responses(422))
+    @api.get("/query", response_model=schemas.QueryResponse, dependencies=GUARDED, responses=responses(404, 422))
     async def get_query(
         q: str = QueryParam(..., max_length=100_000, description="The question (not blank).",
                             json_schema_extra=schemas.question_schema(settings.max_question_chars)),
@@ -65,10 +67,11 @@ def router(settings: Settings) -> APIRouter:
         section: str | None = QueryParam(None, max_length=200),
         document: str | None = QueryParam(None, max_length=200),
         group_by_section: bool = QueryParam(False),
+        edition: str | None = QueryParam(None, pattern=schemas.EDITION_PATTERN),
         st: ServiceState = Depends(get_state),
     ):
         req = schemas.QueryRequest(question=q, k=k, mode=mode, section=section, document=document,
-                                   group_by_section=group_by_section)
+                                   group_by_section=group_by_section, edition=edition)
         return await run_query(req, st)
 
     return api

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query as QueryParam
 
+from index import UnknownDocument
+from index.catalog import current_ids, resolve
 from index.outline import OutlineNode, child_ids, find_section, section_chunks, section_label, section_text, section_tree
 from service import schemas
 from service.deps import GUARDED, get_state
@@ -14,21 +16,35 @@ from settings import Settings
 SECTION_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 
-def _node(node: OutlineNode) -> schemas.SectionNode:
+def tree_node(node: OutlineNode) -> schemas.SectionNode:
     s = node.section
     return schemas.SectionNode(id=s.id, document=s.document_id, number=s.number, title=s.title, label=node.label,
-                               level=s.level, children=[_node(c) for c in node.children])
+                               level=s.level, children=[tree_node(c) for c in node.children])
 
 
 def router(settings: Settings) -> APIRouter:
     api = APIRouter()
 
-    @api.get("/sections", response_model=schemas.SectionsResponse, dependencies=GUARDED)
-    def list_sections(st: ServiceState = Depends(get_state)):
+    @api.get("/sections", response_model=schemas.SectionsResponse, dependencies=GUARDED, responses=responses(404))
+    def list_sections(
+        document: str | None = QueryParam(None, max_length=200, description="Only this document (key, id or "
+                                                                            "key@edition); default: all."),
+        edition: str | None = QueryParam(None, pattern=schemas.EDITION_PATTERN,
+                                         description="Only this edition; default: each document's current one."),
+        st: ServiceState = Depends(get_state),
+    ):
         index = st.retriever.index
-        docs = [{"id": d.id, "title": d.title} for d in index.documents.values()]
-        return schemas.SectionsResponse(documents=docs,
-                                        sections=[_node(n) for n in section_tree(index.sections, index.chunks)])
+        if document is None and edition is None:
+            shown = current_ids(index.documents)  # older editions stay reachable by naming them
+        else:
+            try:
+                shown = {resolve(index.documents, document, edition).id}
+            except UnknownDocument as exc:
+                raise HTTPException(404, str(exc)) from None
+        docs = [{"id": d.id, "title": d.title} for d in index.documents.values() if d.id in shown]
+        sections = [s for s in index.sections if s.document_id in shown]
+        chunks = [c for c in index.chunks if c.document_id in shown]
+        return schemas.SectionsResponse(documents=docs, sections=[tree_node(n) for n in section_tree(sections, chunks)])
 
     @api.get("/sections/{section_id}", response_model=schemas.SectionDetail, dependencies=GUARDED,
              responses=responses(404))
@@ -38,7 +54,12 @@ def router(settings: Settings) -> APIRouter:
         st: ServiceState = Depends(get_state),
     ):
         index = st.retriever.index
-        s = find_section(index.sections, section_id, document)
+        if document is None:  # a current edition's section first: older editions are named by document
+            current = current_ids(index.documents)
+            s = find_section([x for x in index.sections if x.document_id in current], section_id) \
+                or find_section(index.sections, section_id)
+        else:
+            s = find_section(index.sections, section_id, document)
         if s is None:
             raise HTTPException(404, f"no section {section_id!r}; GET /sections lists them")
         chunks = section_chunks(index.chunks, s)

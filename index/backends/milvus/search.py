@@ -33,6 +33,8 @@ def filter_expression(where: ChunkFilter) -> str:
         parts.append(f"(section_id == {_literal(s)} or section_id like {_literal(s + '.%')})")
     if where.document is not None:
         parts.append(f"document_id == {_literal(where.document)}")
+    elif where.documents is not None:
+        parts.append(f"document_id in [{', '.join(_literal(d) for d in where.documents)}]")
     return " and ".join(parts)
 
 
