@@ -144,6 +144,21 @@ def _is_label(title: str) -> bool:
     return bool(_SENTENCE.search(t)) and (len(t.split()) >= 4 or t.endswith(":"))
 
 
+NUMBERED_SENTENCE_WORDS = 4  # "1. Install the package on every server." is a list item, "3. Definitions." a title
+
+
+def _is_numbered_sentence(numbering) -> bool:
+    """A numbered Markdown "heading" that is really a sentence: a list item written out as one ("2. Restart the
+    service after the upgrade.") or a fragment that starts with a section number ("3.2 of the guide covers it")."""
+    rest = numbering.rest.strip()
+    words = rest.split()
+    if not words:
+        return False
+    if words[0].isalpha() and words[0].islower() and (len(words) >= 2 or _SENTENCE.search(rest)):
+        return True  # a title's first word is capitalised (or mixed: "pH", "mRNA", "k-means" stay)
+    return len(words) >= NUMBERED_SENTENCE_WORDS and bool(re.search(r"\w[.!?][\"”’)]?$", rest))
+
+
 def _reject(doc, idx: int) -> None:
     line = doc.lines[idx]
     line.heading, line.numbering, line.md_level = None, None, 0
@@ -162,6 +177,11 @@ def drop_label_headings(doc) -> None:
 
     for idx, line in enumerate(doc.lines):
         if line.removed or line.blank:
+            continue
+        if line.heading is not None and line.numbering is not None and line.md_level \
+                and _is_numbered_sentence(line.numbering):
+            _reject(doc, idx)
+            close_run()
             continue
         if line.heading is not None and line.numbering is None:
             if _is_label(line.heading):
