@@ -111,3 +111,15 @@ def test_numbered_sentences_marked_as_markdown_headings_are_body_text():
     body = " ".join(clean_with_map(text, parsed.mask, a, b)[0] for spans in parsed.paragraphs.values()
                     for a, b in spans)
     assert "2.1 describes the inputs" in body and "Restart the service after every upgrade." in body
+
+
+def test_a_document_whose_chapters_are_all_empty_headings_keeps_every_section_in_its_chapter():
+    text = "# Field Guide\n\n" + BODY + "\n\n"
+    for chapter, sections in (("Rivers", ["Sources", "Floods", "Deltas"]), ("Forests", ["Canopy", "Soil", "Fire"]),
+                              ("Coasts", ["Cliffs", "Dunes"])):
+        text += f"# {chapter}\n\n" + "".join(f"# {s}\n\n{BODY}\n\n" for s in sections)
+    tree, _ = _tree(text)
+    assert tree == [("Rivers", None), ("Sources", "Rivers"), ("Floods", "Rivers"), ("Deltas", "Rivers"),
+                    ("Forests", None), ("Canopy", "Forests"), ("Soil", "Forests"), ("Fire", "Forests"),
+                    ("Coasts", None), ("Cliffs", "Coasts"), ("Dunes", "Coasts")]
+
