@@ -103,6 +103,9 @@ def test_pdf_chunks_cite_their_bookmark_page(settings):
         chunks.setdefault(c.section_id, []).append(c)
     by_title = {" ".join(s.title.split()): s for s in result.sections}
     expected = outline["sections"]
+    # The pages checked are the PDF's own bookmark targets (pypdf, 0-based), not only the outline's copy.
+    marks = [(" ".join(t.split()), page + 1) for t, page, _ in doc.bookmarks]
+    assert marks == [(" ".join(f"{e['number']} {e['title']}".split()), e["page"]) for e in expected]
     checked = 0
     for n, e in enumerate(expected):
         section = by_title.get(" ".join(f"{e['number']} {e['title']}".split()))
