@@ -11,9 +11,9 @@
   evidence says so (:func:`_joins_run`): the titles' style class (ALL CAPS, Title Case, sentence case,
   bold or italic as the converter left it) separates children from the parent where the two differ;
   where it does not, a division has at least two parts (a lone subsection is not a division); past
-  two, where the document opens such runs again and again (chapters with no text of their own) a run
-  lasts until the next heading that opens one, and where it opens only one, a later heading of the
-  same look is taken as the next sibling of the parent (the shallower tree).
+  two, a run that another empty heading opening a run follows later lasts until that heading (chapters
+  with no text of their own, one after another), and the last run of the document stops at two (after
+  it, a heading of the same look is taken as the parent's next sibling: the shallower tree).
 
 Ids are readable and stable: the printed number (``4.1.2``, ``b.3.1``, ``p2.iv``, ``ch1.1``), else the
 parent's id and a slug of the title; made unique per document with ``-2``, ``-3`` ...
@@ -27,7 +27,6 @@ from ingest.numbering import Numbering
 
 SLUG_WORDS = 4
 MIN_DIVISION = 2  # a section divided into subsections has at least two of them
-MIN_RECURRING_RUNS = 2  # empty headings opening runs this often are the document's habit (chapters)
 _SMALL_WORDS = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to",
                 "with", "vs", "via", "amid", "over", "per", "up", "out"}
 
@@ -58,6 +57,7 @@ class Heading:
     has_body_before_next: bool = True  # text follows before the next heading
     style: str = ""  # the title's look: see title_style (a level cue where '#' counts are flat)
     opens_run: bool = False  # set by build_tree: empty, and the next heading is unnumbered at its '#' level
+    run_follows: bool = False  # set by build_tree: a heading after this one opens a run
     # filled in by build_tree
     level: int = 0
     parent: int | None = None
@@ -94,15 +94,7 @@ def _is_empty_parent(p: Heading, h: Heading) -> bool:
     return p.numbering is None and p.md_level == h.md_level and not p.has_body_before_next
 
 
-@dataclass
-class _Runs:
-    """What the unnumbered placement needs to know beyond the stack."""
-
-    children: dict[int, list[int]]  # heading index -> indices of the headings placed under it so far
-    recurring: bool  # the document opens two or more runs (empty headings followed by same-level ones)
-
-
-def _joins_run(parent: Heading, children: list[Heading], h: Heading, recurring: bool) -> bool:
+def _joins_run(parent: Heading, children: list[Heading], h: Heading) -> bool:
     """Is ``h`` one more child of the empty heading ``parent`` (whose children so far are ``children``),
     rather than its next sibling?"""
     kids = {c.style for c in children}
@@ -112,10 +104,11 @@ def _joins_run(parent: Heading, children: list[Heading], h: Heading, recurring: 
         return False  # the parent's look, which no child has
     if len(children) < MIN_DIVISION:
         return True
-    return recurring and not h.opens_run  # a heading that opens a run of its own is the parent's peer
+    return h.run_follows and not h.opens_run  # the run lasts until the next heading that opens one
 
 
-def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading, runs: _Runs) -> None:
+def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading,
+                      children: dict[int, list[int]]) -> None:
     if not h.md_level:
         # Plain text / PDF without a stated level: an unnumbered heading closes numbered ones.
         while stack and headings[stack[-1]].numbering is not None:
@@ -131,8 +124,7 @@ def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading, run
         parent = top.parent
         if (top.md_level == h.md_level and top.numbering is None and parent is not None
                 and _is_empty_parent(headings[parent], h)
-                and _joins_run(headings[parent], [headings[c] for c in runs.children.get(parent, ())], h,
-                               runs.recurring)):
+                and _joins_run(headings[parent], [headings[c] for c in children.get(parent, ())], h)):
             stack.pop()
             return  # the next child of the empty heading above
         stack.pop()
@@ -154,19 +146,23 @@ def build_tree(headings: list[Heading]) -> list[Heading]:
     stack: list[int] = []
     for h, after in zip(headings, headings[1:]):
         h.opens_run = after.numbering is None and _is_empty_parent(h, after)
-    runs = _Runs({}, sum(h.opens_run for h in headings) >= MIN_RECURRING_RUNS)
+    follows = False
+    for h in reversed(headings):
+        h.run_follows = follows
+        follows = follows or h.opens_run
+    children: dict[int, list[int]] = {}
     for i, h in enumerate(headings):
         if h.stated_level:
             while stack and headings[stack[-1]].stated_level >= h.stated_level:
                 stack.pop()
         elif h.numbering is None:
-            _place_unnumbered(stack, headings, h, runs)
+            _place_unnumbered(stack, headings, h, children)
         else:
             while stack and not _can_parent(headings[stack[-1]], h):
                 stack.pop()
         h.parent = stack[-1] if stack else None
         if h.parent is not None:
-            runs.children.setdefault(h.parent, []).append(i)
+            children.setdefault(h.parent, []).append(i)
         h.level = headings[h.parent].level + 1 if h.parent is not None else 1
         stack.append(i)
     _assign_ids(headings)

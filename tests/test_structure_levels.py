@@ -123,3 +123,22 @@ def test_a_document_whose_chapters_are_all_empty_headings_keeps_every_section_in
                     ("Forests", None), ("Canopy", "Forests"), ("Soil", "Forests"), ("Fire", "Forests"),
                     ("Coasts", None), ("Cliffs", "Coasts"), ("Dunes", "Coasts")]
 
+
+
+def test_two_runs_each_end_where_the_next_begins_and_the_last_stops_at_two():
+    """A report: the first run ends where the next empty heading opens its own; after the last run's two
+    children a heading of the same look is the next top-level section."""
+    tree, _ = _tree(_flat("Background", "Outlook|", "Growth Slowing", "Prices Easing", "Trade Recovering",
+                          "Risks|", "Upside Risks", "Downside Risks", "Policies"))
+    assert tree == [("Background", None), ("Outlook", None), ("Growth Slowing", "Outlook"),
+                    ("Prices Easing", "Outlook"), ("Trade Recovering", "Outlook"), ("Risks", None),
+                    ("Upside Risks", "Risks"), ("Downside Risks", "Risks"), ("Policies", None)]
+
+
+def test_back_matter_after_the_last_chapter_is_top_level():
+    text = "# Field Guide\n\n" + BODY + "\n\n"
+    for chapter, sections in (("Rivers", ["Sources", "Floods", "Deltas"]), ("Coasts", ["Cliffs", "Dunes"])):
+        text += f"# {chapter}\n\n" + "".join(f"# {s}\n\n{BODY}\n\n" for s in sections)
+    text += "# References\n\n" + BODY + "\n"
+    tree, _ = _tree(text)
+    assert tree[-3:] == [("Cliffs", "Coasts"), ("Dunes", "Coasts"), ("References", None)]
