@@ -142,3 +142,27 @@ def test_back_matter_after_the_last_chapter_is_top_level():
     text += "# References\n\n" + BODY + "\n"
     tree, _ = _tree(text)
     assert tree[-3:] == [("Cliffs", "Coasts"), ("Dunes", "Coasts"), ("References", None)]
+
+
+def test_a_books_page_headers_naming_the_chapter_or_section_with_a_page_number_are_not_sections():
+    """A flat converter's textbook: even pages head "12 CHAPTER 1. COMPILATION", odd pages the section
+    ("1.1. COMPILED LANGUAGES 13") or the book's title, once or twice each; the cut sentence is joined."""
+    text = "# Thinking in Code\n\n" + BODY + "\n"
+    page = 10
+    for ch, name, subs in (("1", "Compilation", [("1.1", "Compiled Languages"), ("1.2", "Why Python")]),
+                           ("2", "Values and Types", [("2.1", "Integers"), ("2.2", "Strings")])):
+        text += f"# Chapter {ch}\n# {name}\n{BODY}\n"
+        for num, title in subs:
+            text += f"# {num} {title}\n"
+            for _ in range(2):
+                page += 1
+                header = (f"{page} CHAPTER {ch}. {name.upper()}" if page % 2 == 0 else
+                          f"{num}. {title.upper()} {page}" if page % 3 else f"THINKING IN CODE {page}")
+                text += f"{BODY} and the sentence is cut\n# {header}\nacross the page. {BODY}\n"
+    tree, parsed = _tree(text)
+    assert tree == [("Chapter 1 Compilation", None), ("1.1 Compiled Languages", "Chapter 1 Compilation"),
+                    ("1.2 Why Python", "Chapter 1 Compilation"), ("Chapter 2 Values and Types", None),
+                    ("2.1 Integers", "Chapter 2 Values and Types"), ("2.2 Strings", "Chapter 2 Values and Types")]
+    body = " ".join(clean_with_map(text, parsed.mask, a, b)[0] for spans in parsed.paragraphs.values()
+                    for a, b in spans)
+    assert body.count("the sentence is cut across the page.") == 8 and "CHAPTER" not in body
