@@ -166,3 +166,14 @@ def test_a_books_page_headers_naming_the_chapter_or_section_with_a_page_number_a
     body = " ".join(clean_with_map(text, parsed.mask, a, b)[0] for spans in parsed.paragraphs.values()
                     for a, b in spans)
     assert body.count("the sentence is cut across the page.") == 8 and "CHAPTER" not in body
+
+
+def test_a_stray_numbered_margin_line_does_not_hide_the_sections_after_it():
+    """Plain text: "12.  Twelve ..." and "A.  Author Name" at the margin between sections 1 and 4 are not
+    the next sections, and sections 2 to 5 are still found (numbers advance along the longest run)."""
+    body = "   The committee reviewed the program in detail.  It found that funding was adequate.\n"
+    text = "".join(f"{line}\n\n{body}\n" for line in (
+        "1.  Introduction", "12.  Twelve Monkeys Were Counted", "2.  Terminology", "3.  Protocol Overview",
+        "3.1.  Handshake", "A.  Author Name", "4.  Security Considerations", "5.  References"))
+    parsed = parse_report(text, markdown=False)
+    assert [s.id for s in parsed.sections if s.title] == ["1", "2", "3", "3.1", "4", "5"]
