@@ -114,13 +114,13 @@ def font_size_headings(doc, page_starts: tuple[int, ...], found: tuple) -> None:
     """A PDF without bookmarks: lines its fonts set apart, placed by their printed numbers where they have
     them, else by font size (larger is higher); numbered margin lines the fonts missed still count."""
     marks = [Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in found]
-    numbered = any(parse_numbering(m.title) for m in marks)
+    numbered = any(parse_numbering(m.title, explicit=True) for m in marks)
     pages = page_line_ranges(doc, page_starts)
     for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, doc.removed(), search_lines=10**9):
         line = doc.lines[first]
         if line.heading is None:
             line.heading = " ".join(line.text.split())
-            line.numbering = parse_numbering(line.heading)
+            line.numbering = parse_numbering(line.heading, explicit=True)
             line.stated_level = 0 if numbered else mark.depth
     if numbered:
         text_headings(doc, pdf=True)
