@@ -154,9 +154,11 @@ def _is_numbered_sentence(numbering) -> bool:
     words = rest.split()
     if not words:
         return False
-    if words[0].isalpha() and words[0].islower() and (len(words) >= 2 or _SENTENCE.search(rest)):
-        return True  # a title's first word is capitalised (or mixed: "pH", "mRNA", "k-means" stay)
-    return len(words) >= NUMBERED_SENTENCE_WORDS and bool(re.search(r"\w[.!?][\"”’)]?$", rest))
+    if words[0].isalpha() and words[0].islower() and (
+            _SENTENCE.search(rest) or (len(words) >= 2 and not any(w[:1].isupper() for w in words[1:]))):
+        return True  # a title's first word is capitalised (mixed "pH", "mRNA", "k-means", "von Neumann" stay)
+    # A full stop ends a sentence; a question mark ends titles too ("1.3 What is a program?").
+    return len(words) >= NUMBERED_SENTENCE_WORDS and bool(re.search(r"\w\.[\"”’)]?$", rest))
 
 
 def _reject(doc, idx: int) -> None:

@@ -105,9 +105,10 @@ def test_numbered_sentences_marked_as_markdown_headings_are_body_text():
             "# 2. Restart the service after every upgrade.\n\n## 2. Use\n\n" + BODY + " See section\n"
             "3.1 for details on the format of the file.\n\n# 2.1 describes the inputs that the tool accepts.\n\n"
             "# 2.2 of the guide\n\n## 3. Format\n\n" + BODY + "\n\n### 3.1 Fields\n\n" + BODY + "\n\n"
-            "### 3.2 pH values\n\n" + BODY + "\n")
+            "### 3.2 pH values\n\n" + BODY + "\n\n### 3.3 What is a program?\n\n" + BODY + "\n\n"
+            "### 3.4 von Neumann machines\n\n" + BODY + "\n")
     parsed = parse_report(text)
-    assert [s.id for s in parsed.sections if s.title] == ["1", "2", "3", "3.1", "3.2"]
+    assert [s.id for s in parsed.sections if s.title] == ["1", "2", "3", "3.1", "3.2", "3.3", "3.4"]
     body = " ".join(clean_with_map(text, parsed.mask, a, b)[0] for spans in parsed.paragraphs.values()
                     for a, b in spans)
     assert "2.1 describes the inputs" in body and "Restart the service after every upgrade." in body
