@@ -115,15 +115,22 @@ def _without_page_number(heading: str) -> str | None:
 
 def remove_heading_furniture(doc, title: str) -> None:
     """Headings that are running headers: the title repeated, one that cuts a sentence in two, the same
-    unnumbered text recurring on three or more pages, or one that recurs with only a page number changed."""
+    unnumbered text recurring on three or more pages, one that recurs with only a page number changed, or
+    an earlier heading printed again with a page number ("1.1. COMPILED LANGUAGES 13", "12 CHAPTER 1.
+    COMPILATION": a book's page header names the chapter or section the page is in)."""
     paged: dict[str, int] = {}
     for ln in doc.lines:
         if ln.heading is not None and (key := _without_page_number(ln.heading)):
             paged[key] = paged.get(key, 0) + 1
+    earlier = {normalize_heading(title)} if title else set()
     for idx, line in enumerate(doc.lines):
-        key = _without_page_number(line.heading) if line.heading is not None and not line.removed else None
-        if key and paged[key] >= furniture.MIN_RECURRENCE:
+        if line.heading is None or line.removed:
+            continue
+        key = _without_page_number(line.heading)
+        if key and (paged[key] >= furniture.MIN_RECURRENCE or key in earlier):
             doc.remove(idx, "header")
+        else:
+            earlier.add(normalize_heading(line.heading))
     norm_title = normalize_heading(title)
     counts: dict[str, int] = {}
     for ln in doc.lines:

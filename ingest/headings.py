@@ -114,13 +114,13 @@ def font_size_headings(doc, page_starts: tuple[int, ...], found: tuple) -> None:
     """A PDF without bookmarks: lines its fonts set apart, placed by their printed numbers where they have
     them, else by font size (larger is higher); numbered margin lines the fonts missed still count."""
     marks = [Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in found]
-    numbered = any(parse_numbering(m.title) for m in marks)
+    numbered = any(parse_numbering(m.title, explicit=True) for m in marks)
     pages = page_line_ranges(doc, page_starts)
     for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, doc.removed(), search_lines=10**9):
         line = doc.lines[first]
         if line.heading is None:
             line.heading = " ".join(line.text.split())
-            line.numbering = parse_numbering(line.heading)
+            line.numbering = parse_numbering(line.heading, explicit=True)
             line.stated_level = 0 if numbered else mark.depth
     if numbered:
         text_headings(doc, pdf=True)
@@ -144,6 +144,23 @@ def _is_label(title: str) -> bool:
     return bool(_SENTENCE.search(t)) and (len(t.split()) >= 4 or t.endswith(":"))
 
 
+NUMBERED_SENTENCE_WORDS = 4  # "1. Install the package on every server." is a list item, "3. Definitions." a title
+
+
+def _is_numbered_sentence(numbering) -> bool:
+    """A numbered Markdown "heading" that is really a sentence: a list item written out as one ("2. Restart the
+    service after the upgrade.") or a fragment that starts with a section number ("3.2 of the guide covers it")."""
+    rest = numbering.rest.strip()
+    words = rest.split()
+    if not words:
+        return False
+    if words[0].isalpha() and words[0].islower() and (
+            _SENTENCE.search(rest) or (len(words) >= 2 and not any(w[:1].isupper() for w in words[1:]))):
+        return True  # a title's first word is capitalised (mixed "pH", "mRNA", "k-means", "von Neumann" stay)
+    # A full stop ends a sentence; a question mark ends titles too ("1.3 What is a program?").
+    return len(words) >= NUMBERED_SENTENCE_WORDS and bool(re.search(r"\w\.[\"”’)]?$", rest))
+
+
 def _reject(doc, idx: int) -> None:
     line = doc.lines[idx]
     line.heading, line.numbering, line.md_level = None, None, 0
@@ -162,6 +179,11 @@ def drop_label_headings(doc) -> None:
 
     for idx, line in enumerate(doc.lines):
         if line.removed or line.blank:
+            continue
+        if line.heading is not None and line.numbering is not None and line.md_level \
+                and _is_numbered_sentence(line.numbering):
+            _reject(doc, idx)
+            close_run()
             continue
         if line.heading is not None and line.numbering is None:
             if _is_label(line.heading):

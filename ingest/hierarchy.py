@@ -7,6 +7,13 @@
 - A level the document states itself (PDF bookmark nesting) is used as given.
 - Unnumbered headings: the Markdown ``#`` count, the last resort, places them among the open ones; an
   unnumbered heading that follows another of the same ``#`` level with no text between them is its child.
+  That empty heading keeps the run of same-level headings after it as its children for as long as the
+  evidence says so (:func:`_joins_run`): the titles' style class (ALL CAPS, Title Case, sentence case,
+  bold or italic as the converter left it) separates children from the parent where the two differ;
+  where it does not, a division has at least two parts (a lone subsection is not a division); past
+  two, a run that another empty heading opening a run follows later lasts until that heading (chapters
+  with no text of their own, one after another), and the last run of the document stops at two (after
+  it, a heading of the same look is taken as the parent's next sibling: the shallower tree).
 
 Ids are readable and stable: the printed number (``4.1.2``, ``b.3.1``, ``p2.iv``, ``ch1.1``), else the
 parent's id and a slug of the title; made unique per document with ``-2``, ``-3`` ...
@@ -19,6 +26,25 @@ from dataclasses import dataclass
 from ingest.numbering import Numbering
 
 SLUG_WORDS = 4
+MIN_DIVISION = 2  # a section divided into subsections has at least two of them
+_SMALL_WORDS = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to",
+                "with", "vs", "via", "amid", "over", "per", "up", "out"}
+
+
+def title_style(title: str, emphasis: str = "") -> str:
+    """The look of a heading's text: ``caps`` (ALL CAPS), ``title`` (Title Case), ``sentence``, each with the
+    emphasis the converter kept (``bold``/``italic``) — a class that headings of one level share."""
+    words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", title)]
+    letters = [c for c in title if c.isalpha()]
+    if not letters:
+        return emphasis
+    if all(not c.islower() for c in letters) and len(letters) >= 2:
+        case = "caps"
+    else:
+        content = [w for w in words[1:] if w.lower() not in _SMALL_WORDS]
+        case = "title" if content and all(w[0].isupper() for w in content) else (
+            "title" if not content and words and words[0][0].isupper() else "sentence")
+    return f"{emphasis}-{case}" if emphasis else case
 
 
 @dataclass
@@ -29,6 +55,9 @@ class Heading:
     md_level: int = 0  # number of '#', 0 when not a Markdown heading
     stated_level: int = 0  # a level the document itself states (bookmark nesting), 0 when none
     has_body_before_next: bool = True  # text follows before the next heading
+    style: str = ""  # the title's look: see title_style (a level cue where '#' counts are flat)
+    opens_run: bool = False  # set by build_tree: empty, and the next heading is unnumbered at its '#' level
+    run_follows: bool = False  # set by build_tree: a heading after this one opens a run
     # filled in by build_tree
     level: int = 0
     parent: int | None = None
@@ -60,7 +89,26 @@ def _can_parent(candidate: Heading, child: Heading) -> bool:
     return c.kind != "paren" or (c.style != n.style)
 
 
-def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading) -> None:
+def _is_empty_parent(p: Heading, h: Heading) -> bool:
+    """An unnumbered heading of ``h``'s '#' level with no text of its own before the next heading."""
+    return p.numbering is None and p.md_level == h.md_level and not p.has_body_before_next
+
+
+def _joins_run(parent: Heading, children: list[Heading], h: Heading) -> bool:
+    """Is ``h`` one more child of the empty heading ``parent`` (whose children so far are ``children``),
+    rather than its next sibling?"""
+    kids = {c.style for c in children}
+    if kids == {h.style} and h.style != parent.style:
+        return True  # the children's look, which is not the parent's
+    if h.style == parent.style and h.style not in kids:
+        return False  # the parent's look, which no child has
+    if len(children) < MIN_DIVISION:
+        return True
+    return h.run_follows and not h.opens_run  # the run lasts until the next heading that opens one
+
+
+def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading,
+                      children: dict[int, list[int]]) -> None:
     if not h.md_level:
         # Plain text / PDF without a stated level: an unnumbered heading closes numbered ones.
         while stack and headings[stack[-1]].numbering is not None:
@@ -69,10 +117,16 @@ def _place_unnumbered(stack: list[int], headings: list[Heading], h: Heading) -> 
             stack.pop()
         return
     previous = headings[stack[-1]] if stack else None
-    if (previous is not None and previous.numbering is None and previous.md_level == h.md_level
-            and not previous.has_body_before_next):
+    if previous is not None and _is_empty_parent(previous, h):
         return  # directly below a heading of the same level with nothing between: its first child
     while stack and headings[stack[-1]].md_level and headings[stack[-1]].md_level >= h.md_level:
+        top = headings[stack[-1]]
+        parent = top.parent
+        if (top.md_level == h.md_level and top.numbering is None and parent is not None
+                and _is_empty_parent(headings[parent], h)
+                and _joins_run(headings[parent], [headings[c] for c in children.get(parent, ())], h)):
+            stack.pop()
+            return  # the next child of the empty heading above
         stack.pop()
 
 
@@ -90,16 +144,25 @@ def build_tree(headings: list[Heading]) -> list[Heading]:
     """Set level, parent and id of every heading (in place) and return them."""
     _roman_one(headings)
     stack: list[int] = []
+    for h, after in zip(headings, headings[1:]):
+        h.opens_run = after.numbering is None and _is_empty_parent(h, after)
+    follows = False
+    for h in reversed(headings):
+        h.run_follows = follows
+        follows = follows or h.opens_run
+    children: dict[int, list[int]] = {}
     for i, h in enumerate(headings):
         if h.stated_level:
             while stack and headings[stack[-1]].stated_level >= h.stated_level:
                 stack.pop()
         elif h.numbering is None:
-            _place_unnumbered(stack, headings, h)
+            _place_unnumbered(stack, headings, h, children)
         else:
             while stack and not _can_parent(headings[stack[-1]], h):
                 stack.pop()
         h.parent = stack[-1] if stack else None
+        if h.parent is not None:
+            children.setdefault(h.parent, []).append(i)
         h.level = headings[h.parent].level + 1 if h.parent is not None else 1
         stack.append(i)
     _assign_ids(headings)

@@ -2,10 +2,29 @@
 page furniture cut in two, and place every heading in the tree with the one hierarchy rule."""
 from __future__ import annotations
 
-from ingest.hierarchy import Heading, build_tree
+import re
+
+from ingest.hierarchy import Heading, build_tree, title_style
 from ingest.numbering import parse_numbering, split_merged
 from ingest.records import Section
 from ingest.lines import TERMINAL, trim_end, strip_markup
+
+
+_ATX = re.compile(r"^\s{0,3}#{1,6}\s+(?P<body>.*?)\s*#*\s*$")
+_HTML_TAG = re.compile(r"<[^>]+>")
+_WHOLE_BOLD = re.compile(r"^(\*\*|__)[^*_].*[^*_]\1$")
+_WHOLE_ITALIC = re.compile(r"^([*_])[^*_](?:[^*_]*[^*_])?\1$")
+
+
+def _emphasis(line_text: str) -> str:
+    """The emphasis a whole Markdown heading is set in (``bold``, ``italic``), as the converter left it."""
+    m = _ATX.match(line_text)
+    body = _HTML_TAG.sub("", m.group("body")).strip() if m else ""
+    if _WHOLE_BOLD.match(body) and body.count(body[:2]) == 2:
+        return "bold"
+    if _WHOLE_ITALIC.match(body):
+        return "italic"
+    return ""
 
 
 def _headings(doc) -> tuple[list[Heading], dict[int, list[int]]]:
@@ -23,7 +42,8 @@ def _headings(doc) -> tuple[list[Heading], dict[int, list[int]]]:
                 offset = line.text.find(part.split()[0], len(parts[0]) if n else 0) if n else 0
                 numbering = line.numbering if n == 0 and not merged else parse_numbering(part, explicit=True)
                 h = Heading(part, line.start + max(0, offset), numbering, line.md_level, line.stated_level,
-                            has_body_before_next=False)
+                            has_body_before_next=False,
+                            style=title_style(part, _emphasis(line.text) if line.md_level else ""))
                 opens[idx].append(len(heads))
                 heads.append(h)
             last = heads[-1]

@@ -69,7 +69,7 @@ def _unnumbered_title(text: str) -> bool:
 def margin_headings(texts: list[str], skip: set[int], need_isolation: bool = True) -> dict[int, Numbering | None]:
     """Line index -> numbering (None for an unnumbered margin heading)."""
     found: dict[int, Numbering | None] = {}
-    last_decimal: tuple | None = None
+    decimals: list[tuple[int, tuple]] = []  # (line, document-order key) of numbered decimal candidates
     indented = _body_is_indented(texts, skip)
     for i, text in enumerate(texts):
         if i in skip or not text.strip() or text[:1].isspace():
@@ -85,9 +85,36 @@ def margin_headings(texts: list[str], skip: set[int], need_isolation: bool = Tru
         if numbering.kind == "paren" and not need_isolation:
             continue
         if numbering.kind == "decimal":
-            key = order_key(numbering)
-            if last_decimal is not None and key <= last_decimal:
-                continue  # a list item or a cross-reference, not the next section
-            last_decimal = key
+            decimals.append((i, order_key(numbering)))
         found[i] = numbering
+    in_order = _longest_advancing(decimals)
+    for i, _ in decimals:
+        if i not in in_order:
+            del found[i]  # a list item or a cross-reference, not the next section
     return found
+
+
+def _longest_advancing(candidates: list[tuple[int, tuple]]) -> set[int]:
+    """The longest run of candidates whose numbers advance in document order (patience sorting, n log n),
+    the earliest line winning among equal numbers: a stray line ("12.  Twelve items") or a list item
+    cannot hide the sections after it, as a greedy "must exceed the last one" rule would."""
+    from bisect import bisect_left
+
+    tails: list[tuple] = []  # smallest last key of an advancing run of each length
+    tail_at: list[int] = []  # candidate index ending that run
+    back: list[int] = [-1] * len(candidates)
+    for n, (_, key) in enumerate(candidates):
+        pos = bisect_left(tails, key)
+        if pos < len(tails) and tails[pos] == key:
+            continue  # the same number again: the earlier line keeps it
+        back[n] = tail_at[pos - 1] if pos else -1
+        if pos == len(tails):
+            tails.append(key)
+            tail_at.append(n)
+        else:
+            tails[pos], tail_at[pos] = key, n
+    chosen, n = set(), tail_at[-1] if tail_at else -1
+    while n >= 0:
+        chosen.add(candidates[n][0])
+        n = back[n]
+    return chosen

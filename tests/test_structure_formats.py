@@ -289,3 +289,33 @@ def test_markdown_bold_numbered_lines_and_pandoc_attributes():
     parsed = parse_report(text)
     sections = [(s.id, s.title) for s in parsed.sections if s.title]
     assert sections == [("2", "2 Method"), ("2.1", "2.1 Sampling")]
+
+
+def test_pdf_without_bookmarks_reads_bare_numbers_of_font_headings(tmp_path):
+    """LaTeX style "1 Energy Markets" set in a larger bold font is numbered (1.1 goes under it); numbered list
+    items and a line that starts with a section number, in the body font, are body text."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+
+    def line(text, size, style=""):
+        pdf.set_font("Helvetica", style, size)
+        pdf.multi_cell(0, size * 0.6, new_x="LMARGIN", new_y="NEXT", text=text)
+
+    line("Regional Outlook", 20, "B")
+    line("1 Energy Markets", 14, "B")
+    line(BODY, 11)
+    for k in range(1, 6):
+        line(f"{k}. Install Unit {k}", 11)
+    line("See section", 11)
+    line("2.1 of the annex for the details of the plan.", 11)
+    for title, size in (("1.1 Supply Side", 12), ("2 Transport Networks", 14), ("2.1 Roads", 12), ("3 Outlook", 14)):
+        line(title, size, "B")
+        line(BODY, 11)
+    path = tmp_path / "latex.pdf"
+    pdf.output(str(path))
+    parsed = parse_document(read_report(path))
+    sections = {s.id: s for s in parsed.sections if s.title}
+    assert list(sections) == ["1", "1.1", "2", "2.1", "3"]
+    assert sections["1.1"].parent_id == "1" and sections["2.1"].parent_id == "2"
