@@ -58,7 +58,7 @@ def router(settings: Settings) -> APIRouter:
     api.post("/query", response_model=schemas.QueryResponse, dependencies=GUARDED,
              responses=responses(400, 404, 413, 415, 422))(post_query)
 
-    @api.get("/query", response_model=schemas.QueryResponse, dependencies=GUARDED, responses=responses(422))
+    @api.get("/query", response_model=schemas.QueryResponse, dependencies=GUARDED, responses=responses(404, 422))
     async def get_query(
         q: str = QueryParam(..., max_length=100_000, description="The question (not blank).",
                             json_schema_extra=schemas.question_schema(settings.max_question_chars)),
