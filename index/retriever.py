@@ -131,11 +131,11 @@ class Retriever:
     def chunk_filter(self, query: Query) -> ChunkFilter:
         """The query's restriction; UnknownSection / UnknownDocument for a section, document or edition
         the index does not hold."""
-        if query.section is None and query.document is None and query.edition is None:
+        if query.section is None and not query.document and not query.edition:  # "" = not given
             return self._base
         document = None
-        if query.document is not None or query.edition is not None:
-            document = resolve(self.index.documents, query.document, query.edition).id
+        if query.document or query.edition:
+            document = resolve(self.index.documents, query.document or None, query.edition or None).id
         mask = np.ones(len(self.index.chunks), dtype=bool) if document else self._base_mask()
         if query.section is not None:
             if query.section not in self.section_ids:

@@ -10,12 +10,14 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 from starlette.datastructures import UploadFile
 
+from index.catalog import KEY_MAX_CHARS
 from ingest.readers import SUPPORTED_SUFFIXES
 
 UPLOAD_ROUTE = "/documents"
 FILE_FIELD = "file"
 KEY_FIELD = "key"
 MAX_NAME_CHARS = 200
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,%d}$" % (KEY_MAX_CHARS - 1)  # what the library accepts as a key
 COPY_CHUNK = 1 << 20
 SNIFF_BYTES = 8192  # as much as ingest's own binary check reads
 # A file name keeps letters, digits and a few separators; anything else (path separators, control
@@ -27,9 +29,9 @@ UPLOAD_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-
     "type": "object", "required": [FILE_FIELD], "properties": {
         FILE_FIELD: {"type": "string", "format": "binary",
                      "description": "One report: " + ", ".join(sorted(SUPPORTED_SUFFIXES)) + "."},
-        KEY_FIELD: {"type": "string", "maxLength": 200,
-                    "description": "The document key (default: from its title and file name); an existing "
-                                   "key makes this file that document's new current edition."},
+        KEY_FIELD: {"type": "string", "pattern": KEY_PATTERN,
+                    "description": "The document key (default: from its file name, or its title for a generic "
+                                   "name); an existing key makes this file that document's new current edition."},
     }}}}}}
 
 
@@ -85,8 +87,8 @@ async def save_upload(request: Request, folder: Path, max_file_bytes: int) -> Sa
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, f"no file: send the report in a multipart field named '{FILE_FIELD}'")
         key = form.get(KEY_FIELD)
-        if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_NAME_CHARS):
-            raise HTTPException(422, f"'{KEY_FIELD}' must be a non-blank text of at most {MAX_NAME_CHARS} characters")
+        if key is not None and not isinstance(key, str):
+            raise HTTPException(422, f"'{KEY_FIELD}' must be text, not a file")
         name = clean_name(upload.filename)
         check_type(name)
         target = folder / name
@@ -102,6 +104,6 @@ async def save_upload(request: Request, folder: Path, max_file_bytes: int) -> Sa
                 out.write(chunk)
         if size == 0:
             check_content(name, b"")
-        return SavedUpload(target, size, key.strip() if key else None)
+        return SavedUpload(target, size, key)  # the library checks the key and says what is wrong with it
     finally:
         await form.close()
