@@ -107,7 +107,7 @@ def by_page_edges(lines: list[str], pages: list[range], protected: set[int] = fr
     return Furniture(kinds)
 
 
-# A varying line between two footer lines ("2.3.59.1.6 Internal Revenue Manual") is one too. Only at the
+# A varying line between two footer lines ("4.2.1.6 Operations Manual") is one too. Only at the
 # bottom: at the top, the line under a running header is often the page's first heading.
 SANDWICHED = {"footer": 1, "header": 0}
 
