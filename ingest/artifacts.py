@@ -51,7 +51,7 @@ def take_title(doc) -> str:
         return title
     text = cand.text.strip()
     if not doc.markdown and _COLUMN_GAP.search(text):
-        return _centred_title(doc, first)  # a two-column front page ("Internet Engineering …   E. Rescorla")
+        return _centred_title(doc, first)  # a two-column front page ("Internet Engineering …   A. Author")
     if cand.heading is None and len(text) <= MAX_TITLE_CHARS and not TERMINAL.search(text) and not cand.block:
         doc.remove(first, "title")
         return " ".join(strip_markup(text).lstrip("# ").split())

@@ -25,8 +25,8 @@ MIN_PAGE_CHARS = 200  # footers recur a page apart, never on neighbouring lines 
 
 _PAGE_NUMBER = re.compile(
     r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
-# A footer that carries the page number at one end: "2 International Monetary Fund | January 2023",
-# "Rescorla   Standards Track   [Page 12]", "Annual Review | page 3".
+# A footer that carries the page number at one end: "2 Example Agency | March 2024",
+# "Doe   Informational   [Page 12]", "Annual Review | page 3".
 _NUMBER_AT_END = re.compile(r"^(?P<core>.*?\S)\s*[|.,:;\-–—]?\s*(?:\[?\s*page\s+)?(?P<num>\d{1,4})\s*\]?\s*$", re.I)
 _NUMBER_AT_START = re.compile(r"^\s*(?:page\s+)?(?P<num>\d{1,4})\s*[|.,:;\-–—]?\s+(?P<core>\S.*)$", re.I)
 _MD_MARKERS = re.compile(r"^\s{0,3}#{1,6}\s+|[*_`]+")
@@ -107,7 +107,7 @@ def by_page_edges(lines: list[str], pages: list[range], protected: set[int] = fr
     return Furniture(kinds)
 
 
-# A varying line between two footer lines ("2.3.59.1.6 Internal Revenue Manual") is one too. Only at the
+# A varying line between two footer lines ("4.2.1.6 Operations Manual") is one too. Only at the
 # bottom: at the top, the line under a running header is often the page's first heading.
 SANDWICHED = {"footer": 1, "header": 0}
 
