@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from index.answerability import (DEFAULT_ANSWERABILITY, FAR_FROM_QUESTION, AnswerabilityModel, ConstraintCheck,
-                                 check_constraints, evidence_features)
+                                 check_constraints, evidence_features, missing_share, shape_features)
 from index.analysis import expand_acronyms, normalise
 from index.backends import ChunkFilter
 from index.embed import Embedder
@@ -180,14 +180,17 @@ class Retriever:
             hits.append(Hit(self.index.chunks[i], fused.get(i, 0.0), explanation,
                             self._highlights(i, terms, query_vector)))
 
-        # Whether the *report* answers does not depend on the filter or mode: judge it on the unfiltered hybrid view.
-        if where.active:
-            unfiltered = self.index.backend.rank(expanded, query_vector, ChunkFilter(), depth)
+        # Whether the *document* answers does not depend on a section filter or the mode: judge it on the hybrid
+        # view of the whole index, or of the one document asked about (a library's other documents do not answer
+        # a question about this one).
+        if query.section is not None:
+            judged = self.chunk_filter(Query(query.question, document=query.document))
+            unfiltered = self.index.backend.rank(expanded, query_vector, judged, depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
             best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
-        hybrid = fused if query.mode == RetrievalMode.HYBRID and not where.active else \
+        hybrid = fused if query.mode == RetrievalMode.HYBRID and query.section is None else \
             self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best)
-        features, check = self._features(query.question, dense_rank, hybrid, best)
+        features, check = self._features(query.question, expanded, dense_rank, bm25_rank, hybrid, best)
         confidence = self.answerability.probability(features)
         answerable = confidence >= self.answerability.threshold
         reasons = () if answerable else tuple(check.reasons()) or (FAR_FROM_QUESTION,)
@@ -264,12 +267,16 @@ class Retriever:
         return cached
 
     # --------------------------------------------------------- answerability
+    def _top_fused(self) -> float:
+        """The hybrid score of a chunk first in every list (what ``fused_top`` is a share of)."""
+        w = self.weights
+        return (w.dense + w.bm25 + w.sentence) / (w.rrf_k + 1)
+
     def _chunk_terms(self, i: int) -> frozenset[str]:
         return frozenset().union(*self._sentence_terms(i))
 
-    def _features(self, question: str, dense_rank: dict, hybrid: dict[int, float],
+    def _features(self, question: str, expanded: str, dense_rank: dict, bm25_rank: dict, hybrid: dict[int, float],
                   best: dict[int, tuple[float, int]]) -> tuple[dict[str, float], ConstraintCheck]:
-        top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         top = sorted(hybrid, key=lambda i: (-hybrid[i], i))[:EVIDENCE_CHUNKS]
         scored = [i for i in top if i in best]
         best_text, best_score = "", 0.0
@@ -283,9 +290,10 @@ class Retriever:
         check = check_constraints(question, frozenset().union(*(self._chunk_terms(i) for i in evidence)),
                                   " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
                                   self.index.acronyms)
+        candidates = frozenset().union(*(self._chunk_terms(i) for i in dense_rank.keys() | bm25_rank.keys()))
         return {
-            "top_dense": float(top_dense),
-            "best_sentence": float(best_score),
+            **shape_features(dense_rank, bm25_rank, hybrid, best, best_score, self._top_fused()),
             "missing_terms": float(total - known) / (total or 1),
+            "missing_in_candidates": missing_share(expanded, candidates),
             **evidence_features(check),
         }, check
