@@ -35,7 +35,7 @@ REPORT_GROUP = "report"
 # matching, so another word for the same thing cannot hurt); the others add the lexical and constraint checks.
 SHAPE = ("top_dense", "best_sentence", "dense_margin", "dense_spread", "sentence_margin", "agreement", "fused_top")
 CONSTRAINTS = ("name_missing", "quantity_unmet", "money_unmet", "count_unmet")
-LEXICAL = ("missing_in_top", "missing_in_candidates", "missing_terms")
+LEXICAL = ("missing_in_top", "missing_in_candidates", "missing_terms", "sentence_overlap")
 FEATURE_SETS = {
     "similarity": ("top_dense", "best_sentence"),
     "shape": SHAPE,

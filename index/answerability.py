@@ -84,7 +84,7 @@ class AnswerabilityModel:
 FEATURE_SIGNS = {"top_dense": 1, "best_sentence": 1, "missing_terms": -1, "missing_in_top": -1,
                  "name_missing": -1, "quantity_unmet": -1, "money_unmet": -1, "count_unmet": -1,
                  "dense_margin": 1, "dense_spread": 1, "sentence_margin": 1, "agreement": 1, "fused_top": 1,
-                 "missing_in_candidates": -1}
+                 "missing_in_candidates": -1, "sentence_overlap": 1}
 MARGIN_RANK = 10  # dense_margin: the top cosine minus the cosine at this rank (or the last one)
 
 # A plain cosine threshold until calibrated (the bundled coefficients replace it).

@@ -295,5 +295,6 @@ class Retriever:
             **shape_features(dense_rank, bm25_rank, hybrid, best, best_score, self._top_fused()),
             "missing_terms": float(total - known) / (total or 1),
             "missing_in_candidates": missing_share(expanded, candidates),
+            "sentence_overlap": 1.0 - missing_share(expanded, frozenset(normalise(best_text))),
             **evidence_features(check),
         }, check
