@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("rows", nargs="+")
     f.add_argument("--min-keep", type=float, default=0.95)
     f.add_argument("--out", default=str(ANSWERABILITY))
+    f.add_argument("--note", default="", help="how the rows were selected (stored in the model's provenance)")
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "collect":
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
               f"choosing keeps {ch['answerable_kept']:.3f} rejects {ch['unanswerable_rejected']:.3f}")
     print(f"chosen: {info['chosen']}")
     model = fitted.to_json() | {"fitted_on": {
-        "files": args.rows, "rows": len(rows), "unanswerable": sum(not r.answerable for r in rows),
+        "files": args.rows, "selection": args.note, "rows": len(rows), "unanswerable": sum(not r.answerable for r in rows),
         "by_source": {s: sum(r.source == s for r in rows) for s in {r.source for r in rows}},
         "qasper_papers": len({r.group for r in rows if r.source == "qasper"}),
         "chosen": info["chosen"], "chosen_on": f"QASPER rows of the papers held back by hash ({CHOOSE_SHARE:.0%}): "
