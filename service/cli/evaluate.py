@@ -41,7 +41,8 @@ def register(add) -> None:
                    help="exit 1 if a metric falls below the split's committed baseline (eval/baseline-SPLIT.json)")
     p.add_argument("--write-baseline", action="store_true", help="store these metrics as the new baseline")
     p.add_argument("--calibrate", action="store_true", help="fit the no-answer model on the eval set's fit half "
-                   "and save it")
+                   "only and save it (replaces the shipped model, which `python -m eval.answerability_fit` fits on "
+                   "QASPER train plus the fit half)")
     p.add_argument("--misses", type=int, default=20, help="misses to list per mode (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--backends", metavar="LIST", help="score the current build on each backend side by side, "
