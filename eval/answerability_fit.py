@@ -87,6 +87,7 @@ def collect_qasper(path: Path, papers: int, min_unanswerable: int, limit: int | 
         library = QasperLibrary(chosen, Path(folder))
         loaded, doc_of, _ = library.build(settings, cache, progress)
         retriever = open_retriever(settings, load_embedder(settings), loaded)
+        retriever.all_features = True
         questions = [q for p in chosen for q in p.questions if q.paper_id in doc_of]
         for n, q in enumerate(questions, 1):
             result = retriever.search(Query(q.question, k=10, document=doc_of[q.paper_id]))
@@ -104,6 +105,7 @@ def collect_report(split: str, settings) -> list[Row]:
     from index import Query, load_current_index, load_embedder, open_retriever
 
     retriever = open_retriever(settings, load_embedder(settings), load_current_index(settings))
+    retriever.all_features = True
     questions = select(checked_questions(retriever.index), split)
     rows = []
     for q in questions:

@@ -97,6 +97,7 @@ class Retriever:
         self.candidates = candidates
         self.answerability = answerability
         self.encode_fn: Callable[[str], np.ndarray] | None = None
+        self.all_features = False  # also the no-answer features the model does not use (to fit a new model)
         self.section_ids = {s.id for s in index.sections}
         self.chunk_position = {c.id: i for i, c in enumerate(index.chunks)}
         self._terms_cache: dict[int, list[frozenset[str]]] = {}  # chunk -> its sentences' BM25 terms
@@ -290,11 +291,14 @@ class Retriever:
         check = check_constraints(question, frozenset().union(*(self._chunk_terms(i) for i in evidence)),
                                   " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
                                   self.index.acronyms)
-        candidates = frozenset().union(*(self._chunk_terms(i) for i in dense_rank.keys() | bm25_rank.keys()))
-        return {
+        features = {
             **shape_features(dense_rank, bm25_rank, hybrid, best, best_score, self._top_fused()),
             "missing_terms": float(total - known) / (total or 1),
-            "missing_in_candidates": missing_share(expanded, candidates),
             "sentence_overlap": 1.0 - missing_share(expanded, frozenset(normalise(best_text))),
             **evidence_features(check),
-        }, check
+        }
+        if self.all_features or "missing_in_candidates" in self.answerability.weights:
+            # Reads every candidate's terms (up to 2 x candidates chunks, each analysed once): only when used.
+            candidates = frozenset().union(*(self._chunk_terms(i) for i in dense_rank.keys() | bm25_rank.keys()))
+            features["missing_in_candidates"] = missing_share(expanded, candidates)
+        return features, check
