@@ -1,7 +1,9 @@
 """No-answer calibration: fit the answerability model on the eval set and estimate it honestly.
 
-``reportqa eval --calibrate`` fits on every question, saves ``index/answerability.json`` (read by the
-retriever), and reports 5-fold cross-validated rates beside a top-cosine threshold alone.
+``reportqa eval --calibrate`` fits on the eval set's fit half only, saves ``index/answerability.json`` (read
+by the retriever), and reports 5-fold cross-validated rates beside a top-cosine threshold alone. The shipped
+model is fitted on QASPER train plus that half instead (:mod:`eval.answerability_fit`): the report alone is
+too few questions, and its similarities are far higher than another collection's.
 """
 from __future__ import annotations
 

@@ -261,14 +261,15 @@ def score_report_peer(result, passage_embedder, questions: list[ReportQuestion])
 
 
 def run_qasper_compare(path: Path, configs: dict[str, object], passage_embedder, question_embedder,
-                       papers: int | None = None, with_library: bool = False, progress: Progress | None = None):
+                       papers: int | None = None, with_library: bool = False, progress: Progress | None = None,
+                       vector_store: Path | None = None):
     """Both configurations and the peer on one QASPER file's papers: (QasperReport, Comparison)."""
     from eval.qasper import run_qasper
 
     if len(configs) != 2:
         raise BadOverrides("--compare takes two configurations with different names")
     report = run_qasper(path, next(iter(configs.values())), passage_embedder, question_embedder, papers,
-                        with_library, configs, progress)
+                        with_library, configs, progress, vector_store=vector_store)
     questions = {q.id: q.question for p in _papers_questions(path, papers) for q in p if q.scorable}
     a, b, peer = (scores_from_system(s, questions) for s in report.systems)
     return report, compare_runs(a, b, peer)

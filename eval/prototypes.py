@@ -37,7 +37,33 @@ class DenseFeedback:
                        features=first.features)
 
 
-PROTOTYPES = {"dense-feedback": DenseFeedback}
+class NeighbourContext:
+    """Section-neighbour smoothing: a chunk's fused score gains ``gamma`` times the better of its two
+    neighbours' (the chunks before and after it in the same section), over the first ``depth`` hybrid hits;
+    evidence that spans a chunk boundary, or a passage whose neighbour states the topic, moves up."""
+
+    def __init__(self, retriever: Retriever, gamma: float = 0.3, depth: int = 50):
+        self.retriever = retriever
+        self.chunk_position = retriever.chunk_position
+        self.gamma, self.depth = gamma, depth
+
+    def search(self, query: Query) -> SearchResult:
+        first = self.retriever.search(replace(query, k=max(self.depth, query.k)))
+        chunks = self.retriever.index.chunks
+        score = {self.chunk_position[h.chunk.id]: h.score for h in first.hits}
+
+        def neighbour(i: int, j: int) -> float:
+            ok = 0 <= j < len(chunks) and chunks[j].section_id == chunks[i].section_id and \
+                chunks[j].document_id == chunks[i].document_id
+            return score.get(j, 0.0) if ok else 0.0
+
+        smoothed = {i: s + self.gamma * max(neighbour(i, i - 1), neighbour(i, i + 1)) for i, s in score.items()}
+        by_position = {self.chunk_position[h.chunk.id]: h for h in first.hits}
+        order = sorted(smoothed, key=lambda i: (-smoothed[i], i))[:query.k]
+        return replace(first, hits=[replace(by_position[i], score=smoothed[i]) for i in order])
+
+
+PROTOTYPES = {"dense-feedback": DenseFeedback, "neighbour": NeighbourContext}
 
 
 def prototype_factory(spec: str):

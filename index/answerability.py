@@ -14,6 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from index.analysis import normalise
 
 # Words that say what kind of answer is wanted, not what it is about: they need not occur in the evidence.
@@ -80,7 +82,10 @@ class AnswerabilityModel:
 # can only hurt. Calibration keeps weights to these signs, so a small eval set cannot teach it that
 # words unknown to the report make an answer likelier.
 FEATURE_SIGNS = {"top_dense": 1, "best_sentence": 1, "missing_terms": -1, "missing_in_top": -1,
-                 "name_missing": -1, "quantity_unmet": -1, "money_unmet": -1, "count_unmet": -1}
+                 "name_missing": -1, "quantity_unmet": -1, "money_unmet": -1, "count_unmet": -1,
+                 "dense_margin": 1, "dense_spread": 1, "sentence_margin": 1, "agreement": 1, "fused_top": 1,
+                 "missing_in_candidates": -1, "sentence_overlap": 1}
+MARGIN_RANK = 10  # dense_margin: the top cosine minus the cosine at this rank (or the last one)
 
 # A plain cosine threshold until calibrated (the bundled coefficients replace it).
 DEFAULT_ANSWERABILITY = AnswerabilityModel({"top_dense": 30.0}, -12.0)
@@ -233,4 +238,34 @@ def evidence_features(check: ConstraintCheck) -> dict[str, float]:
         "quantity_unmet": float(check.quantity_unmet),
         "money_unmet": float(check.money_unmet),
         "count_unmet": float(bool(check.uncounted) or check.percent_unmet),
+    }
+
+
+def missing_share(expanded_question: str, candidate_terms: frozenset[str]) -> float:
+    """The share of the question's key terms (with the acronyms the index defines expanded, so either form
+    found counts for part of the share) absent from every candidate chunk: words the searched text lacks
+    as a whole, not just in the best passages."""
+    terms = key_terms(expanded_question)
+    return sum(t not in candidate_terms for t in terms) / (len(terms) or 1)
+
+
+def shape_features(dense_rank: dict, bm25_rank: dict, hybrid: dict[int, float], best: dict[int, tuple[float, int]],
+                   best_score: float, top_fused: float) -> dict[str, float]:
+    """How the retrieved lists look, whatever the words: an answerable question tends to have a passage that
+    stands out from the rest (margins), that both retrievers agree on, and that is first in the fused list.
+    ``dense_rank``/``bm25_rank``: {chunk: (rank, score)}; ``best``: {chunk: (best sentence cosine, index)};
+    ``top_fused``: the fused score of a chunk first in every list."""
+    dense = sorted((s for _, s in dense_rank.values()), reverse=True)
+    top_dense = dense[0] if dense else 0.0
+    sentences = sorted((c for c, _ in best.values()), reverse=True)
+    dense_top5 = {i for i, (r, _) in dense_rank.items() if r <= 5}
+    bm25_top5 = {i for i, (r, _) in bm25_rank.items() if r <= 5}
+    return {
+        "top_dense": float(top_dense),
+        "best_sentence": float(best_score),
+        "dense_margin": float(top_dense - dense[min(MARGIN_RANK, len(dense)) - 1]) if dense else 0.0,
+        "dense_spread": float((top_dense - np.mean(dense)) / (np.std(dense) + 1e-6)) if len(dense) > 1 else 0.0,
+        "sentence_margin": float(best_score - np.median(sentences)) if sentences else 0.0,
+        "agreement": len(dense_top5 & bm25_top5) / 5.0,
+        "fused_top": float(max(hybrid.values(), default=0.0) / top_fused) if top_fused else 0.0,
     }

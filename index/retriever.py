@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from index.answerability import (DEFAULT_ANSWERABILITY, FAR_FROM_QUESTION, AnswerabilityModel, ConstraintCheck,
-                                 check_constraints, evidence_features)
+                                 check_constraints, evidence_features, missing_share, shape_features)
 from index.analysis import expand_acronyms, normalise
 from index.backends import ChunkFilter
 from index.catalog import UnknownDocument, current_ids, resolve
@@ -99,6 +99,7 @@ class Retriever:
         self.candidates = candidates
         self.answerability = answerability
         self.encode_fn: Callable[[str], np.ndarray] | None = None
+        self.all_features = False  # also the no-answer features the model does not use (to fit a new model)
         self.section_ids = {s.id for s in index.sections}
         self.chunk_position = {c.id: i for i, c in enumerate(index.chunks)}
         self._terms_cache: dict[int, list[frozenset[str]]] = {}  # chunk -> its sentences' BM25 terms
@@ -205,16 +206,17 @@ class Retriever:
             hits.append(Hit(self.index.chunks[i], fused.get(i, 0.0), explanation,
                             self._highlights(i, terms, query_vector)))
 
-        # Whether the *report* answers does not depend on the filter or mode: judge it on the unfiltered hybrid
-        # view (the library's current editions).
-        filtered = where is not self._base
-        if filtered:
-            unfiltered = self.index.backend.rank(expanded, query_vector, self._base, depth)
+        # Whether the *document* answers does not depend on a section filter or the mode: judge it on the hybrid
+        # view of the library's current editions, or of the one document (edition) asked about (a library's
+        # other documents do not answer a question about this one).
+        if query.section is not None:
+            judged = self.chunk_filter(Query(query.question, document=query.document, edition=query.edition))
+            unfiltered = self.index.backend.rank(expanded, query_vector, judged, depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
             best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
-        hybrid = fused if query.mode == RetrievalMode.HYBRID and not filtered else \
+        hybrid = fused if query.mode == RetrievalMode.HYBRID and query.section is None else \
             self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best)
-        features, check = self._features(query.question, dense_rank, hybrid, best)
+        features, check = self._features(query.question, expanded, dense_rank, bm25_rank, hybrid, best)
         confidence = self.answerability.probability(features)
         answerable = confidence >= self.answerability.threshold
         reasons = () if answerable else tuple(check.reasons()) or (FAR_FROM_QUESTION,)
@@ -291,12 +293,16 @@ class Retriever:
         return cached
 
     # --------------------------------------------------------- answerability
+    def _top_fused(self) -> float:
+        """The hybrid score of a chunk first in every list (what ``fused_top`` is a share of)."""
+        w = self.weights
+        return (w.dense + w.bm25 + w.sentence) / (w.rrf_k + 1)
+
     def _chunk_terms(self, i: int) -> frozenset[str]:
         return frozenset().union(*self._sentence_terms(i))
 
-    def _features(self, question: str, dense_rank: dict, hybrid: dict[int, float],
+    def _features(self, question: str, expanded: str, dense_rank: dict, bm25_rank: dict, hybrid: dict[int, float],
                   best: dict[int, tuple[float, int]]) -> tuple[dict[str, float], ConstraintCheck]:
-        top_dense = max((s for _, s in dense_rank.values()), default=0.0)
         top = sorted(hybrid, key=lambda i: (-hybrid[i], i))[:EVIDENCE_CHUNKS]
         scored = [i for i in top if i in best]
         best_text, best_score = "", 0.0
@@ -310,9 +316,14 @@ class Retriever:
         check = check_constraints(question, frozenset().union(*(self._chunk_terms(i) for i in evidence)),
                                   " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
                                   self.index.acronyms)
-        return {
-            "top_dense": float(top_dense),
-            "best_sentence": float(best_score),
+        features = {
+            **shape_features(dense_rank, bm25_rank, hybrid, best, best_score, self._top_fused()),
             "missing_terms": float(total - known) / (total or 1),
+            "sentence_overlap": 1.0 - missing_share(expanded, frozenset(normalise(best_text))),
             **evidence_features(check),
-        }, check
+        }
+        if self.all_features or "missing_in_candidates" in self.answerability.weights:
+            # Reads every candidate's terms (up to 2 x candidates chunks, each analysed once): only when used.
+            candidates = frozenset().union(*(self._chunk_terms(i) for i in dense_rank.keys() | bm25_rank.keys()))
+            features["missing_in_candidates"] = missing_share(expanded, candidates)
+        return features, check

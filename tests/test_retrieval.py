@@ -137,13 +137,19 @@ def test_unmet_constraints_are_said_in_words():
                                                                          "not in the best passages: fines, apply"]
 
 
-def test_a_rejected_question_says_why(retriever):
+def test_a_near_miss_scores_below_its_answerable_twin_and_a_rejected_question_says_why(retriever):
     from index import Query
 
-    rejected = retriever.search(Query("How many cybersecurity graduates do Chinese universities produce each year?"))
-    assert not rejected.answerable and "no number of graduates in the best passages" in rejected.reasons
+    # The shipped model is fitted on QASPER train and the report's fit half (eval/answerability_fit.py); with a
+    # threshold that keeps 95% of QASPER's answerable questions this near-miss is no longer rejected outright,
+    # but its unmet count lowers its confidence far below its answerable twin's.
+    near = retriever.search(Query("How many cybersecurity graduates do Chinese universities produce each year?"))
     answered = retriever.search(Query("How many Chinese universities offer cybersecurity-related programs?"))
+    assert near.features["count_unmet"] == 1.0 and answered.features["count_unmet"] == 0.0
+    assert near.confidence < answered.confidence - 0.3
     assert answered.answerable and answered.reasons == ()
+    off_topic = retriever.search(Query("Who won the football world cup in 2022?"))
+    assert not off_topic.answerable and any("football" in r for r in off_topic.reasons)
 
 
 def test_no_answer_model_beats_a_cosine_threshold_on_unseen_questions(retriever):

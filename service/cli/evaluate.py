@@ -29,6 +29,8 @@ def register(add) -> None:
                    "score evidence retrieval beside the paragraph-RRF peer")
     p.add_argument("--papers", type=int, metavar="N", help="--qasper: only the first N papers")
     p.add_argument("--library", action="store_true", help="--qasper: also ask every question over the whole library")
+    p.add_argument("--vector-store", metavar="DIR", help="--qasper: keep passage vectors here between runs (a "
+                   "development loop over the same papers embeds them once)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="A/B two settings-override files on "
                    "the same questions (with --qasper: its papers; else the eval set's --split)")
     p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
@@ -39,7 +41,8 @@ def register(add) -> None:
                    help="exit 1 if a metric falls below the split's committed baseline (eval/baseline-SPLIT.json)")
     p.add_argument("--write-baseline", action="store_true", help="store these metrics as the new baseline")
     p.add_argument("--calibrate", action="store_true", help="fit the no-answer model on the eval set's fit half "
-                   "and save it")
+                   "only and save it (replaces the shipped model, which `python -m eval.answerability_fit` fits on "
+                   "QASPER train plus the fit half)")
     p.add_argument("--misses", type=int, default=20, help="misses to list per mode (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--backends", metavar="LIST", help="score the current build on each backend side by side, "
@@ -55,8 +58,8 @@ def run(args) -> int:
         return _structure(args)
     if args.json == "-":
         raise CliError("--json needs a FILE here (only --structure prints JSON)", EXIT_USAGE)
-    if (args.papers or args.library) and not args.qasper:
-        raise CliError("--papers and --library go with --qasper FILE", EXIT_USAGE)
+    if (args.papers or args.library or args.vector_store) and not args.qasper:
+        raise CliError("--papers, --library and --vector-store go with --qasper FILE", EXIT_USAGE)
     if args.qasper or args.compare:
         from service.cli.evaluate_qasper import run_qasper_or_compare
 

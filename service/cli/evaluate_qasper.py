@@ -22,14 +22,15 @@ def run_qasper_or_compare(args, settings) -> int:
         configs = {n: apply_overrides(settings, load_overrides(Path(f)), f)
                    for n, f in zip(names, args.compare)} if args.compare else None
         passages, questions = load_embedder(settings, ingest=True), load_embedder(settings)
+        store = Path(args.vector_store) if args.vector_store else None
         if args.qasper and configs:
             report, comparison = run_qasper_compare(Path(args.qasper), configs, passages, questions, args.papers,
-                                                    args.library, progress)
+                                                    args.library, progress, store)
             print(format_report(report) + "\n\nA/B (filtered to the paper):\n" + format_comparison(comparison))
             out = {"qasper": report.to_json(), "compare": asdict(comparison)}
         elif args.qasper:
             report = run_qasper(Path(args.qasper), settings, passages, questions, args.papers, args.library,
-                                progress=progress)
+                                progress=progress, vector_store=store)
             print(format_report(report))
             out = report.to_json()
         else:
