@@ -363,8 +363,7 @@ class Library:
         loaded = load_index(self.index_dir, caches["chunks"].fingerprint, BuildSettings.from_settings(s),
                             verify=True, options_for=lambda name: backend_options(name, s, for_loading=True))
         try:
-            dense = loaded.manifest.get("dense", {})
-            if dense.get("kind") == "flat" or dense.get("engine") == "milvus":  # exact vectors only, not 8-bit HNSW
+            if loaded.backend.exact_vectors:  # not FAISS's 8-bit HNSW: those vectors are quantised
                 caches["chunks"].put(texts, loaded.backend.vectors())
             caches["sentences"].put(sentences, np.asarray(loaded.sentence_vectors))
         finally:

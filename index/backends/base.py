@@ -167,5 +167,10 @@ class SearchBackend(ABC):
     def vectors(self) -> np.ndarray:
         """Every chunk's vector, in build order."""
 
+    @property
+    def exact_vectors(self) -> bool:
+        """Whether :meth:`vectors` gives the vectors exactly as they were indexed (not dequantised ones)."""
+        return True
+
     def close(self) -> None:
         """Release connections and threads (idempotent)."""

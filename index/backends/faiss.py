@@ -229,6 +229,10 @@ class FaissBackend(SearchBackend):
     def known_terms(self, question: str) -> tuple[int, int]:
         return count_known(question, self.lexical.query_terms)
 
+    @property
+    def exact_vectors(self) -> bool:
+        return self.dense.kind == "flat"  # the 8-bit HNSW index keeps quantised vectors only
+
     def vectors(self) -> np.ndarray:
         """The stored vectors: exact for a flat index; for the 8-bit HNSW index FAISS builds above
         ``exact_search_max``, the dequantised ones."""
