@@ -41,6 +41,13 @@ class EncoderEngine(StrEnum):
     ONNX_INT8 = "onnx-int8"  # questions only: an index's passages are always encoded at full precision
 
 
+class SentenceVectorMode(StrEnum):
+    """How a build computes its sentence vectors (index.embed.sentences)."""
+
+    POOLED = "pooled"  # from the chunk's own encoder pass: mean of the sentence's token states
+    SEPARATE = "separate"  # each sentence encoded again on its own
+
+
 class BackendName(StrEnum):
     """Where a build's vectors and BM25 live (index.backends)."""
 
@@ -100,6 +107,11 @@ class Settings(BaseSettings):
     ingest_encoder_backend: EncoderEngine = Field(
         EncoderEngine.TORCH, description="Engine that encodes chunks and sentences at ingest.")
     encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")
+    # pooled: a sentence's vector is pooled from its chunk's own encoder pass instead of encoding every sentence
+    # again; measured by `reportqa bench --suite encoders` (README, "Encoder backends").
+    sentence_vectors: SentenceVectorMode = Field(
+        SentenceVectorMode.POOLED, description="Sentence vectors at ingest: pooled from the chunk's pass, or "
+                                               "each sentence encoded separately (recorded in the build).")
 
     # --- retrieval --------------------------------------------------------
     default_mode: RetrievalMode = RetrievalMode.HYBRID

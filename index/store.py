@@ -34,6 +34,7 @@ import numpy as np
 from index.analysis import find_acronyms
 from index.backends import BackendUnavailable, BuildInput, SearchBackend, backend_class
 from index.embed import Embedder
+from index.embed.sentences import embed_chunks
 from index.files import atomic_write_text, file_sha256, fsync_tree, write_json
 from ingest import Chunk, Document, IngestResult, Section, Sentence
 from settings import BackendName
@@ -56,10 +57,12 @@ class BuildSettings:
     embed_context: str
     bm25_k1: float
     bm25_b: float
+    sentence_vectors: str  # how the highlight/sentence-fusion vectors were made (index.embed.sentences)
 
     @classmethod
     def from_settings(cls, s) -> "BuildSettings":
-        return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b)
+        return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b,
+                   str(s.sentence_vectors))
 
 
 def _chunk_to_json(chunk: Chunk) -> dict:
@@ -111,7 +114,9 @@ def stale_reasons(index_dir: Path, sources: list[Document] | list[tuple[str, str
     if manifest.get("format_version") != FORMAT_VERSION:
         reasons.append("index format changed")
     if manifest.get("build_settings") != asdict(build):
-        reasons.append("chunking/BM25 settings changed")
+        changed = sorted(k for k in asdict(build).keys() | manifest.get("build_settings", {}).keys()
+                         if manifest.get("build_settings", {}).get(k) != asdict(build).get(k))
+        reasons.append(f"chunking/BM25/sentence-vector settings changed ({', '.join(changed)})")
     if manifest.get("model", {}).get("fingerprint") != model_fingerprint:
         reasons.append("embedding model changed")
     built = {d["sha256"] for d in manifest.get("documents", [])}
@@ -163,11 +168,8 @@ def _write_build(work: Path, final: Path, name: str, result: IngestResult, embed
     timings: dict[str, float] = {}
     started = time.perf_counter()
     texts = [c.embed_text for c in result.chunks]
-    vectors = embedder.encode(texts, batch_size, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
-    sentences = [c.text[s.text_start:s.text_end] for c in result.chunks for s in c.sentences]
-    sentence_vectors = embedder.encode(
-        sentences, batch_size, (lambda d, n: progress("embed sentences", d, n)) if progress else None
-    )
+    embedded = embed_chunks(embedder, result.chunks, batch_size, build.sentence_vectors, progress)
+    vectors, sentence_vectors = embedded.passages, embedded.sentences
     timings["embed"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -197,12 +199,14 @@ def _write_build(work: Path, final: Path, name: str, result: IngestResult, embed
             # informational: either backend reads the build (the fingerprint is the weights')
             "encoder_backend": getattr(embedder, "backend", "torch"),
         },
+        # how the sentence vectors were made (the mode is also in build_settings, so a change rebuilds)
+        "sentence_vectors": {"mode": embedded.mode, "encoded_alone": embedded.encoded_alone},
         "build_settings": asdict(build),
         **built.identity,
         "dense": built.dense,
         "bm25": built.bm25,
         "counts": {"documents": len(result.documents), "sections": len(result.sections),
-                   "chunks": len(result.chunks), "sentences": len(sentences)},
+                   "chunks": len(result.chunks), "sentences": len(sentence_vectors)},
         "documents": docs,
         "files": files,
     }
@@ -309,7 +313,7 @@ def _checked_manifest(build_dir: Path, model_fingerprint: str | None, build: Bui
         )
     if build is not None and manifest["build_settings"] != asdict(build):
         diff = {k: v for k, v in manifest["build_settings"].items() if asdict(build).get(k) != v}
-        raise IndexUnavailable(f"index was built with other chunking settings {diff}: re-run `reportqa ingest`")
+        raise IndexUnavailable(f"index was built with other chunking/build settings {diff}: re-run `reportqa ingest`")
     return manifest
 
 
