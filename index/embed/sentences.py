@@ -7,9 +7,10 @@
   context (the section title and neighbouring sentences), which is also what the retriever compares a
   question with. A sentence the window cut off (or one with no token of its own) is encoded on its own.
 
-Why pooled is the default: the sentence passes were most of the ingest's encoder time (a chunk holds ~5
-sentences), and the eval metrics did not drop (README, "Encoder backends"; ``reportqa bench --suite
-encoders`` re-measures both).
+Why separate is the default: pooled halves an ingest's encoder time (the sentence passes are most of
+it) and scored better on the report's eval set, but lost QASPER dev hit@5 0.719 -> 0.623 (first 40
+papers): there a sentence's pooled vector mostly follows its paragraph's (median cosine to its
+separate vector 0.78 against 0.88 on the report). ``reportqa bench --suite encoders`` measures both.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class PassageVectors:
     passages: np.ndarray  # (n_passages, dimension) float32, unit rows
     sentences: np.ndarray  # (n_sentences, dimension) float32, unit rows
     mode: SentenceVectorMode
-    encoded_alone: int  # sentences encoded on their own (all of them in ``separate`` mode)
+    encoded_alone: int  # sentences encoded on their own (every distinct one in ``separate`` mode)
 
 
 def span_vector(states: TokenStates, text: str, span: Span) -> np.ndarray | None:
@@ -107,6 +108,9 @@ def embed_chunks(embedder: "Embedder", chunks: Sequence["Chunk"], batch_size: in
         return encode_pooled(embedder, texts, [sentence_spans(c) for c in chunks], sentences, batch_size,
                              (lambda d, n: progress("embed chunks + sentences", d, n)) if progress else None)
     vectors = embedder.encode(texts, batch_size, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
-    sentence_vectors = embedder.encode(sentences, batch_size,
-                                       (lambda d, n: progress("embed sentences", d, n)) if progress else None)
-    return PassageVectors(vectors, sentence_vectors, mode, len(sentences))
+    # A sentence repeated in the library (boilerplate, a repeated caption) is encoded once: the same vector.
+    distinct = list(dict.fromkeys(sentences))
+    encoded = embedder.encode(distinct, batch_size, (lambda d, n: progress("embed sentences", d, n)) if progress else None)
+    row = {t: i for i, t in enumerate(distinct)}
+    sentence_vectors = encoded[[row[t] for t in sentences]] if sentences else encoded
+    return PassageVectors(vectors, sentence_vectors, mode, len(distinct))
