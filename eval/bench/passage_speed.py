@@ -161,7 +161,7 @@ def passage_table(results: list[dict]) -> str:
         share = r["others_cpu_share"]
         lines.append(
             f"| {engine} | {c['mode']} | {c['batch']} | {'yes' if c['bucketed'] else 'no'} "
-            f"| {rate:.0f} ({r['chunks'] / runs.max():.0f}-{r['chunks'] / runs.min():.0f}) "
+            f"| {rate:.1f} ({r['chunks'] / runs.max():.1f}-{r['chunks'] / runs.min():.1f}) "
             f"| {f'{rate / base_rate:.2f}' if base_rate else 'n/a'} | {np.median(runs):.2f} | "
             f"{r['encoded_alone'] if c['bucketed'] else '-'} | {r['peak_rss_mb']:.0f} "
             f"| {r['loadavg_before'][0] if r['loadavg_before'] else 'n/a'} / "
