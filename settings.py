@@ -41,6 +41,13 @@ class EncoderEngine(StrEnum):
     ONNX_INT8 = "onnx-int8"  # questions only: an index's passages are always encoded at full precision
 
 
+class SentenceVectorMode(StrEnum):
+    """How a build computes its sentence vectors (index.embed.sentences)."""
+
+    POOLED = "pooled"  # from the chunk's own encoder pass: mean of the sentence's token states
+    SEPARATE = "separate"  # each sentence encoded again on its own
+
+
 class BackendName(StrEnum):
     """Where a build's vectors and BM25 live (index.backends)."""
 
@@ -102,15 +109,22 @@ class Settings(BaseSettings):
     # Off by default: with ONNX Runtime a batch of 16 questions costs about as much CPU per question as one
     # alone (3.37 vs 3.60 ms here), and the hand-off to the batching thread added ~0.5 ms to a lone request.
     encode_max_batch: int = Field(1, ge=1, le=256, description="Concurrent questions encoded together (1 = off).")
-    # torch and onnx: same weights, same vectors (cosine >= 0.9999), same index either way; measured with
-    # eval/bench_encoders.py: ONNX Runtime encodes one question ~3x faster and loads in 0.5 s instead of ~7 s;
-    # torch encodes batches of passages as fast or up to ~20% faster. onnx-int8 (questions only) needs about a
-    # third of onnx's CPU per question with the same eval-set quality (README, "Encoder backends").
+    # torch and onnx: same weights, same vectors (cosine >= 0.9999), same index either way. ONNX Runtime encodes
+    # one question ~3x faster and loads in 0.5 s instead of ~7 s; on an ingest's batches of passages (chunks plus
+    # pooled sentence vectors) it was ~2x faster than torch here (`reportqa bench --suite encoders`, "ingest
+    # embedding speed"). onnx-int8 (questions only) needs about a third of onnx's CPU per question with the same
+    # eval-set quality (README, "Encoder backends").
     encoder_backend: EncoderEngine = Field(
         EncoderEngine.ONNX_INT8, description="Engine that encodes questions (service, ask, eval).")
     ingest_encoder_backend: EncoderEngine = Field(
-        EncoderEngine.TORCH, description="Engine that encodes chunks and sentences at ingest.")
+        EncoderEngine.ONNX, description="Engine that encodes chunks and sentences at ingest (full precision).")
     encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")
+    # separate by default: pooled makes an ingest ~2x faster and scored better on the report's eval set, but lost
+    # QASPER dev hit@5 0.719 -> 0.623 (first 40 papers), where a sentence means less without its paragraph and
+    # the pooled vector follows the chunk's (README, "Encoder backends").
+    sentence_vectors: SentenceVectorMode = Field(
+        SentenceVectorMode.SEPARATE, description="Sentence vectors at ingest: each sentence encoded separately, or "
+                                                 "pooled from its chunk's own pass (recorded in the build).")
 
     # --- retrieval --------------------------------------------------------
     default_mode: RetrievalMode = RetrievalMode.HYBRID

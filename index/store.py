@@ -35,6 +35,7 @@ from index.analysis import find_acronyms
 from index.backends import BackendUnavailable, BuildInput, SearchBackend, backend_class
 from index.embed import Embedder
 from index.catalog import stamped
+from index.embed.sentences import embed_chunks
 from index.files import atomic_write_text, failpoint, file_sha256, fsync_tree, write_json
 from ingest import Chunk, Document, IngestResult, Section, Sentence
 from settings import BackendName
@@ -60,10 +61,12 @@ class BuildSettings:
     embed_context: str
     bm25_k1: float
     bm25_b: float
+    sentence_vectors: str  # how the highlight/sentence-fusion vectors were made (index.embed.sentences)
 
     @classmethod
     def from_settings(cls, s) -> "BuildSettings":
-        return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b)
+        return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b,
+                   str(s.sentence_vectors))
 
 
 def _chunk_to_json(chunk: Chunk) -> dict:
@@ -115,7 +118,9 @@ def stale_reasons(index_dir: Path, sources: list[Document] | list[tuple[str, str
     if manifest.get("format_version") != FORMAT_VERSION:
         reasons.append("index format changed")
     if manifest.get("build_settings") != asdict(build):
-        reasons.append("chunking/BM25 settings changed")
+        changed = sorted(k for k in asdict(build).keys() | manifest.get("build_settings", {}).keys()
+                         if manifest.get("build_settings", {}).get(k) != asdict(build).get(k))
+        reasons.append(f"chunking/BM25/sentence-vector settings changed ({', '.join(changed)})")
     if manifest.get("model", {}).get("fingerprint") != model_fingerprint:
         reasons.append("embedding model changed")
     built = {d["sha256"] for d in manifest.get("documents", [])}
@@ -154,8 +159,6 @@ def write_index(
     if clean_partials:
         for stale in builds.glob(".partial-*"):
             shutil.rmtree(stale, ignore_errors=True)
-    if vectors_for is None:
-        vectors_for = lambda kind, texts, report: embedder.encode(texts, batch_size, report)  # noqa: E731
     documents, chunks = stamped(result.documents, result.chunks, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     result = IngestResult(documents, result.sections, chunks, result.failures)
     name = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -174,16 +177,13 @@ def write_index(
 
 
 def _write_build(work: Path, final: Path, name: str, result: IngestResult, embedder: Embedder, build: BuildSettings,
-                 vectors_for: VectorsFor, exact_search_max: int, progress, backend: type[SearchBackend], options
+                 vectors_for: VectorsFor | None, exact_search_max: int, progress, backend: type[SearchBackend], options
                  ) -> tuple[Path, dict]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     texts = [c.embed_text for c in result.chunks]
-    vectors = vectors_for("chunks", texts, (lambda d, n: progress("embed chunks", d, n)) if progress else None)
-    sentences = [c.text[s.text_start:s.text_end] for c in result.chunks for s in c.sentences]
-    sentence_vectors = vectors_for(
-        "sentences", sentences, (lambda d, n: progress("embed sentences", d, n)) if progress else None
-    )
+    embedded = embed_chunks(embedder, result.chunks, batch_size, build.sentence_vectors, progress, vectors_for)
+    vectors, sentence_vectors = embedded.passages, embedded.sentences
     timings["embed"] = time.perf_counter() - started
     failpoint("after-vectors")
 
@@ -216,12 +216,14 @@ def _write_build(work: Path, final: Path, name: str, result: IngestResult, embed
             # informational: either backend reads the build (the fingerprint is the weights')
             "encoder_backend": getattr(embedder, "backend", "torch"),
         },
+        # how the sentence vectors were made (the mode is also in build_settings, so a change rebuilds)
+        "sentence_vectors": {"mode": embedded.mode, "encoded_alone": embedded.encoded_alone},
         "build_settings": asdict(build),
         **built.identity,
         "dense": built.dense,
         "bm25": built.bm25,
         "counts": {"documents": len(result.documents), "sections": len(result.sections),
-                   "chunks": len(result.chunks), "sentences": len(sentences)},
+                   "chunks": len(result.chunks), "sentences": len(sentence_vectors)},
         "documents": docs,
         "files": files,
     }
@@ -340,7 +342,7 @@ def _checked_manifest(build_dir: Path, model_fingerprint: str | None, build: Bui
         )
     if build is not None and manifest["build_settings"] != asdict(build):
         diff = {k: v for k, v in manifest["build_settings"].items() if asdict(build).get(k) != v}
-        raise IndexUnavailable(f"index was built with other chunking settings {diff}: re-run `reportqa ingest`")
+        raise IndexUnavailable(f"index was built with other chunking/build settings {diff}: re-run `reportqa ingest`")
     return manifest
 
 

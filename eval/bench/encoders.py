@@ -253,6 +253,10 @@ class EncoderOptions:
                                               (EncoderEngine.TORCH, EncoderEngine.ONNX_INT8),
                                               (EncoderEngine.ONNX, EncoderEngine.ONNX))
     work: Path | None = None
+    passage_papers: int = 8  # QASPER train papers added to the bundled report for the passages table
+    passage_repeats: int = 3
+    passage_configs: tuple = ()  # eval.bench.passage_speed.PassageConfig; () = its DEFAULT_CONFIGS
+    only_passages: bool = False  # the passages table alone
 
 
 def _uptime() -> str:
@@ -311,10 +315,17 @@ def run_encoders_suite(options: EncoderOptions, log: Log) -> BenchRun:
     runner = Runner("encoders", log)
     runner.run.meta = {"uptime_start": _uptime(), "cpus": os.cpu_count()}
     log(f"start: {runner.run.meta['uptime_start']}")
-    inputs = make_inputs(options.questions, options.passages)
     settings = Settings()
     # Make sure the ONNX exports exist, so no measured process pays for them.
     Embedder(settings.resolved_model_path, 1, EncoderEngine.ONNX_INT8, settings.cache_dir)
+    from eval.bench.passage_speed import DEFAULT_CONFIGS, passages_section
+
+    runner.section("passages", "ingest embedding speed", passages_section,
+                   options.passage_configs or DEFAULT_CONFIGS, options.passage_papers, options.passage_repeats, work, log)
+    if options.only_passages:
+        runner.run.meta["uptime_end"] = _uptime()
+        return runner.run
+    inputs = make_inputs(options.questions, options.passages)
     speed = runner.section("speed", "speed", _speed, options, inputs, work, log)
     if "error" not in speed.data:
         runner.section("agreement", "agreement", _agreement, work)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
+from index.embed.base import TokenStates
 from index.embed.factory import create_engine
 from index.embed.model import check_model_folder, model_fingerprint, model_name
 from settings import EncoderEngine
@@ -61,13 +62,19 @@ class Embedder:
 
         Texts are batched longest first, so each batch pads to a similar length."""
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(texts), batch_size):
-            rows = order[start:start + batch_size]
+        for start, rows in _batches(texts, batch_size):
             out[rows] = self.encoder.encode_batch([texts[i] for i in rows])
             if progress:
                 progress(start + len(rows), len(texts))
         return out
+
+    def encode_tokens(self, texts: list[str], batch_size: int = 32
+                      ) -> Iterator[tuple[int, list[int], np.ndarray, list[TokenStates]]]:
+        """Batch by batch (batched as :meth:`encode`): (texts done, their rows, their vectors, their token
+        states), so a caller pools spans of each batch and memory stays bounded."""
+        for start, rows in _batches(texts, batch_size):
+            vectors, states = self.encoder.encode_batch_tokens([texts[i] for i in rows])
+            yield start + len(rows), rows, vectors, states
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
@@ -75,3 +82,10 @@ class Embedder:
     def count_pieces(self, texts: list[str]) -> list[int]:
         """Word pieces per text as this encoder's tokenizer cuts them (special tokens included, untruncated)."""
         return self.encoder.count_pieces(texts) if texts else []
+
+
+def _batches(texts: list[str], batch_size: int) -> Iterator[tuple[int, list[int]]]:
+    """(position, rows) per batch, longest texts first, so each batch pads to a similar length."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for start in range(0, len(texts), batch_size):
+        yield start, order[start:start + batch_size]

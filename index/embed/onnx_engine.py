@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embed.base import EncoderEngineBase
+from index.embed.base import EncoderEngineBase, TokenStates
 from index.embed.export import ensure_onnx_export, ensure_quantized
 from index.embed.model import ModelUnavailable
-from index.embed.onnx_session import ONNX_INPUTS, check_mean_pooling, load_tokenizer, new_session, run_session
+from index.embed.onnx_session import (ONNX_INPUTS, check_mean_pooling, load_tokenizer, new_session, run_session,
+                                      run_session_tokens)
 from settings import EncoderEngine
 
 
@@ -48,6 +49,9 @@ class OnnxEncoder(EncoderEngineBase):
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         return run_session(self.session, self.tokenizer, texts)
+
+    def encode_batch_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenStates]]:
+        return run_session_tokens(self.session, self.tokenizer, texts)
 
     def count_pieces(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self._counter.encode_batch(texts)]

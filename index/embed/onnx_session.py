@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.embed.base import TokenStates, content_states
 from index.embed.model import ModelUnavailable
 
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -45,6 +46,11 @@ def check_mean_pooling(model_path: str) -> None:
 
 def run_session(session, tokenizer, texts: list[str]) -> np.ndarray:
     """Tokenise, run the transformer, mean-pool over real tokens, L2-normalise: float32 (n, dim)."""
+    return run_session_tokens(session, tokenizer, texts)[0]
+
+
+def run_session_tokens(session, tokenizer, texts: list[str]) -> tuple[np.ndarray, list[TokenStates]]:
+    """:func:`run_session`'s vectors and, from the same run, each text's content-token states and offsets."""
     encodings = tokenizer.encode_batch(texts)
     feed = {
         "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
@@ -55,7 +61,10 @@ def run_session(session, tokenizer, texts: list[str]) -> np.ndarray:
     mask = feed["attention_mask"][:, :, None].astype(np.float32)
     pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
+    vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
+    content = feed["attention_mask"].astype(bool) & ~np.asarray([e.special_tokens_mask for e in encodings], dtype=bool)
+    offsets = np.asarray([e.offsets for e in encodings], dtype=np.int64)
+    return vectors, content_states(hidden, offsets, content)
 
 
 def new_session(path: Path, threads: int):

@@ -42,6 +42,11 @@ def register(add) -> None:
                    help="INGEST/QUERY engine pairs to score")
     g.add_argument("--work", help="folder for inputs, vectors and indexes (default: a temporary one; "
                                   "also the library suite's, which must be empty)")
+    g.add_argument("--passage-papers", type=int, default=8,
+                   help="QASPER train papers added to the bundled report for the ingest-speed table (default 8)")
+    g.add_argument("--passage-repeats", type=int, default=3, help="passes per ingest-speed configuration (default 3)")
+    g.add_argument("--passage-configs", help="ENGINE/MODE/BATCH[/unbucketed],... (default: the standard grid)")
+    g.add_argument("--only-passages", action="store_true", help="the ingest-speed table only")
     g = p.add_argument_group("library suite")
     g.add_argument("--qasper", metavar="FILE", help="QASPER JSON (e.g. ../shared/benchmarks/qasper/qasper-dev-v0.3.json)")
     g.add_argument("--papers", type=int, default=400, help="papers in the library (default 400; N+2 are read)")
@@ -83,9 +88,18 @@ def _encoders(args, settings, log):
     if bad:
         raise CliError(f"--eval-runs takes INGEST/QUERY pairs of {', '.join(BACKENDS)}, not {'/'.join(bad[0])!r}",
                        EXIT_USAGE)
+    from eval.bench.passage_speed import parse_configs
+
+    try:
+        configs = parse_configs(args.passage_configs) if args.passage_configs else ()
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if args.passage_papers < 0 or args.passage_repeats < 1:
+        raise CliError("--passage-papers must be >= 0 and --passage-repeats >= 1", EXIT_USAGE)
     options = EncoderOptions(tuple(_ints(args.thread_counts, "--thread-counts")), args.rounds, args.repeats,
                              args.questions, args.passages, args.ingest_rounds, not args.no_eval, runs,
-                             Path(args.work) if args.work else None)
+                             Path(args.work) if args.work else None, args.passage_papers, args.passage_repeats,
+                             configs, args.only_passages)
     return run_encoders_suite(options, log), render
 
 
