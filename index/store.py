@@ -165,7 +165,7 @@ def write_index(
     work = builds / f".partial-{name}"
     work.mkdir()
     try:
-        final, timings = _write_build(work, builds / name, name, result, embedder, build, vectors_for,
+        final, timings = _write_build(work, builds / name, name, result, embedder, build, batch_size, vectors_for,
                                       exact_search_max, progress, backend_class(backend), options)
         failpoint("before-current")
         atomic_write_text(index_dir / "CURRENT", name + "\n")
@@ -177,7 +177,7 @@ def write_index(
 
 
 def _write_build(work: Path, final: Path, name: str, result: IngestResult, embedder: Embedder, build: BuildSettings,
-                 vectors_for: VectorsFor | None, exact_search_max: int, progress, backend: type[SearchBackend], options
+                 batch_size: int, vectors_for: VectorsFor | None, exact_search_max: int, progress, backend: type[SearchBackend], options
                  ) -> tuple[Path, dict]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
