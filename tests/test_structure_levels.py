@@ -2,7 +2,8 @@
 output), and lines that must never become headings: a converter's page headers repeated on every page,
 numbered list items and sentence fragments that start with a section number. Small inputs written here."""
 from ingest.hierarchy import title_style
-from ingest.structure import clean_with_map, parse_report
+from ingest.lines import clean_with_map
+from ingest.structure import parse_report
 
 BODY = ("The committee reviewed the program in detail. It found that funding was adequate in most regions. "
         "However, several districts reported delays in procurement.")
