@@ -345,3 +345,24 @@ def test_embedding_cache_embeds_each_text_once_survives_damage_and_merges(tmp_pa
     assert encoder.encoded[-1] == "alpha" and len(encoder.encoded) == 5
     other = EmbeddingCache(tmp_path, "e" * 64, "chunks", 4)  # another model: its own, empty cache
     assert len(other) == 0
+
+
+def test_bench_library_suite_runs_on_a_tiny_qasper_file(settings, tmp_path):
+    """`reportqa bench --suite library` in process on three hand-made papers (a library of one)."""
+    from test_qasper import TINY
+
+    from eval.bench.library_suite import render, run_library_suite
+
+    papers = dict(TINY)
+    papers["2101.00003"] = {"title": "Counting Bees", "abstract": "Bees.", "full_text": [
+        {"section_name": "Hives", "paragraphs": ["Each hive was weighed at dawn; colonies gained two kilograms."]}],
+        "qas": [{"question": "How much weight did the colonies gain?", "question_id": "q-bees", "answers": []}]}
+    path = tmp_path / "qasper.json"
+    path.write_text(json.dumps(papers))
+    run = run_library_suite(settings, path, 1, lambda message: None, work=tmp_path / "work")
+    assert not [s.name for s in run.sections if "error" in s.data]
+    lib = run.data("library")
+    assert lib["untouched_ids_identical"] and lib["untouched_vectors_identical"] and lib["after_remove_ids_identical"]
+    assert lib["add"]["embedded"]["chunks"] == lib["add"]["chunks"] and lib["remove"]["embedded"]["chunks"] == 0
+    assert run.data("scratch")["papers"] == 2 and 0 < run.data("ratios")["add_ratio"]
+    assert "add one paper to 1" in render(run) and "untouched chunk ids / vectors identical" in render(run)

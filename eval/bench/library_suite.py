@@ -54,7 +54,9 @@ class LibraryBench:
             (folder / f"{paper.id}.md").write_text(render_markdown(paper).text)
         self.removed_for_library = chosen[papers].id  # paper N+1: in the scratch build, not in the library
         self.added = self.extra / f"{chosen[papers + 1].id}.md"  # paper N+2: new to the library
-        self.questions = [p.questions[0].question for p in chosen[:min(papers, QUESTIONS)] if p.questions]
+        # Distinct questions: QASPER papers often share one ("Do they report results only on English data?").
+        self.questions = list(dict.fromkeys(p.questions[0].question for p in chosen[:min(papers, QUESTIONS)]
+                                            if p.questions))
         self.scratch_dir, self.library_dir = work / "scratch", work / "library"
         self.embedder = self.chunker = None
 
