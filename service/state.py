@@ -20,6 +20,7 @@ from index import (
     Embedder, IndexUnavailable, Retriever, SearchResult, configure_runtime, load_current_index, load_embedder, open_retriever,
 )
 from index.batching import BatchingEncoder
+from index.store import current_build
 from settings import EncoderEngine, Settings
 
 log = logging.getLogger("reportqa.service")
@@ -185,11 +186,12 @@ class CurrentWatcher:
 
 
 def current_pointer(settings: Settings) -> str | None:
-    """The build name ``CURRENT`` holds now, or None when there is none to read."""
+    """The build name ``CURRENT`` holds now (the store's reading of it), or None when there is none."""
     try:
-        return (Path(settings.index_dir) / "CURRENT").read_text().strip() or None
-    except OSError:
+        build = current_build(Path(settings.index_dir))
+    except OSError:  # the pointer replaced or removed between looking and reading
         return None
+    return build.name if build else None
 
 
 def load_served_index(settings: Settings):
