@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -38,7 +38,7 @@ class EncoderEngine(StrEnum):
 
     TORCH = "torch"
     ONNX = "onnx"
-    ONNX_INT8 = "onnx-int8"  # questions only: an index's passages are always encoded at full precision
+    ONNX_INT8 = "onnx-int8"  # int8 weights: questions by default; passages too if ingest_encoder_backend says so
 
 
 class SentenceVectorMode(StrEnum):
@@ -59,7 +59,14 @@ class BackendName(StrEnum):
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 
 Mode = RetrievalMode  # the name the service schemas and older code use
-PASSAGE_ENGINES: tuple[EncoderEngine, ...] = (EncoderEngine.TORCH, EncoderEngine.ONNX)  # full precision
+FP32_ENGINES: tuple[EncoderEngine, ...] = (EncoderEngine.TORCH, EncoderEngine.ONNX)  # the same fp32 vectors
+
+
+def engine_precision(engine: str) -> str:
+    """The numbers an engine's vectors are made with: ``fp32`` (torch and onnx give the same vectors, cosine
+    >= 0.9999) or ``int8``. A build records its passages' precision (index.store.BuildSettings), and the
+    embedding cache keeps each precision apart, so fp32 and int8 passage vectors never mix in one index."""
+    return "int8" if engine == EncoderEngine.ONNX_INT8 else "fp32"
 
 
 def bundled_model_path() -> str:
@@ -117,7 +124,8 @@ class Settings(BaseSettings):
     encoder_backend: EncoderEngine = Field(
         EncoderEngine.ONNX_INT8, description="Engine that encodes questions (service, ask, eval).")
     ingest_encoder_backend: EncoderEngine = Field(
-        EncoderEngine.ONNX, description="Engine that encodes chunks and sentences at ingest (full precision).")
+        EncoderEngine.ONNX, description="Engine that encodes chunks and sentences at ingest; its precision (fp32 "
+                                        "or int8) is recorded in the build.")
     encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")
     # separate by default: pooled makes an ingest ~2x faster and scored better on the report's eval set, but lost
     # QASPER dev hit@5 0.719 -> 0.623 (first 40 papers), where a sentence means less without its paragraph and
@@ -162,14 +170,6 @@ class Settings(BaseSettings):
     reload_poll_s: float = Field(1.0, ge=0.0, description="How often a running service checks the index's CURRENT "
                                                           "pointer and swaps in a new build (0 = only on "
                                                           "POST /admin/reload or SIGHUP).")
-
-    @field_validator("ingest_encoder_backend")
-    @classmethod
-    def _passages_at_full_precision(cls, engine: EncoderEngine) -> EncoderEngine:
-        if engine not in PASSAGE_ENGINES:
-            raise ValueError(f"{engine} encodes questions only; passages are encoded at full precision "
-                             f"({' or '.join(PASSAGE_ENGINES)})")
-        return engine
 
     @cached_property
     def resolved_model_path(self) -> str:

@@ -81,7 +81,7 @@ def collect_qasper(path: Path, papers: int, min_unanswerable: int, limit: int | 
 
     every = load_qasper(path)
     chosen = select_papers(every, papers, min_unanswerable, limit)
-    cache = CachingEmbedder(load_embedder(settings, ingest=True).full_precision(), settings.cache_dir / "eval-vectors")
+    cache = CachingEmbedder(load_embedder(settings, ingest=True), settings.cache_dir / "eval-vectors")
     rows = []
     with tempfile.TemporaryDirectory(prefix="reportqa-noanswer-") as folder:
         library = QasperLibrary(chosen, Path(folder))

@@ -86,7 +86,7 @@ def beir_retriever(settings, embedder, fields: str = "multifield"):
                                                 settings.bm25_k1, settings.bm25_b)
         else:
             lexical = LexicalIndex.build(texts, settings.bm25_k1, settings.bm25_b)
-        vectors = embedder.full_precision().encode(  # passages at full precision, as ingest encodes them
+        vectors = embedder.for_passages(settings.ingest_encoder_backend).encode(  # passages as ingest encodes them
             texts, 64, (lambda d, n: progress("embed corpus", d, n)) if progress else None)
         loaded = LoadedIndex(
             build_dir=Path("."), manifest={}, chunks=chunks, sections=[],

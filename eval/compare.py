@@ -290,12 +290,12 @@ def run_report_compare(configs: dict[str, object], passage_embedder, question_em
     if len(configs) != 2:
         raise BadOverrides("--compare takes two configurations with different names")
     questions = select(read_report_questions(), split)
-    passage_embedder = CachingEmbedder(passage_embedder.full_precision())  # B reuses A's sentence vectors
+    passage_embedder = CachingEmbedder(passage_embedder)  # B reuses A's sentence vectors (same precision)
     with tempfile.TemporaryDirectory(prefix="reportqa-compare-") as folder:
         runs, result = [], None
         for name, config in configs.items():
-            scores, result = score_report_config(name, config, passage_embedder, question_embedder, questions,
-                                                 Path(folder), progress)
+            scores, result = score_report_config(name, config, passage_embedder.for_engine(config.ingest_encoder_backend),
+                                                 question_embedder, questions, Path(folder), progress)
             runs.append(scores)
-        peer = score_report_peer(result, passage_embedder.full_precision(), questions)
+        peer = score_report_peer(result, passage_embedder.full_precision(), questions)  # fp32: a fixed reference
     return compare_runs(runs[0], runs[1], peer)

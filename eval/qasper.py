@@ -32,6 +32,7 @@ from eval.qasper_data import (ANSWER_TYPES, EvidenceCounts, QasperInputError, Qa
                               load_qasper, render_markdown)
 from index import BuildSettings, Query, build_index, load_current_index, open_retriever
 from ingest import Chunker, ingest_paths
+from settings import EncoderEngine, engine_precision
 
 __all__ = ["QasperInputError", "QasperLibrary", "QasperReport", "SystemReport", "QuestionOutcome",
            "CachingEmbedder", "evaluate_reportqa", "evaluate_peer", "run_qasper", "format_report"]
@@ -86,11 +87,13 @@ class CachingEmbedder:
     the peer share sentence and paragraph vectors). Every other attribute is the wrapped embedder's.
 
     With ``store`` (a folder) the vectors are also kept on disk between runs, keyed by the model's
-    fingerprint and each text's SHA-256 (``<fingerprint>.npy`` + ``<fingerprint>.keys.json``, written
-    atomically, read without pickle): a development loop over the same papers embeds them once."""
+    fingerprint and each text's SHA-256 (``<fingerprint>[-int8].npy`` + ``.keys.json``, written
+    atomically, read without pickle): a development loop over the same papers embeds them once. fp32 and
+    int8 vectors are kept apart (:meth:`for_engine` gives the cache of another precision)."""
 
     def __init__(self, inner, store: Path | None = None):
         self._inner = inner
+        self._others: dict[str, CachingEmbedder] = {}
         self._cache: dict[str, np.ndarray] = {}
         self._stored: dict[str, np.ndarray] = {}
         self._store = Path(store) if store else None
@@ -98,7 +101,7 @@ class CachingEmbedder:
             self._stored = self._read()
 
     def _files(self) -> tuple[Path, Path]:
-        base = self._store / self._inner.fingerprint
+        base = self._store / (self._inner.fingerprint + ("" if self.precision == "fp32" else f"-{self.precision}"))
         return base.with_suffix(".npy"), base.with_suffix(".keys.json")
 
     def _read(self) -> dict[str, np.ndarray]:
@@ -132,8 +135,23 @@ class CachingEmbedder:
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def full_precision(self):
-        return self
+    @property
+    def precision(self) -> str:
+        return getattr(self._inner, "precision", "fp32")
+
+    def for_engine(self, engine: str) -> "CachingEmbedder":
+        """This cache, or (kept for the run) one over the same model on ``engine`` when that engine makes
+        vectors of another precision: a configuration with int8 passages beside an fp32 one."""
+        precision = engine_precision(engine)
+        if precision == self.precision:
+            return self
+        if precision not in self._others:
+            self._others[precision] = CachingEmbedder(self._inner.sibling(engine), self._store)
+        return self._others[precision]
+
+    def full_precision(self) -> "CachingEmbedder":
+        """The fp32 cache: what the peer and other references encode with, whatever the passages use."""
+        return self.for_engine(EncoderEngine.ONNX)
 
     def encode(self, texts: list[str], batch_size: int = 32, progress=None) -> np.ndarray:
         self._lookup(texts)
@@ -314,18 +332,19 @@ def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers
     started = time.perf_counter()
     loaded_papers = load_qasper(Path(path), papers)
     configurations = configurations or {"ReportQA": settings}
-    cache = CachingEmbedder(passage_embedder.full_precision(), vector_store)
+    cache = CachingEmbedder(passage_embedder, vector_store)
     folder = Path(tempfile.mkdtemp(prefix="reportqa-qasper-", dir=workdir))
     try:
         library = QasperLibrary(loaded_papers, folder)
         systems, failed = [], set()
         for name, config in configurations.items():
-            report, missing = evaluate_reportqa(library, config, cache, question_embedder, name,
+            report, missing = evaluate_reportqa(library, config, cache.for_engine(config.ingest_encoder_backend),
+                                                question_embedder, name,
                                                 with_library=with_library, progress=progress,
                                                 searcher=(searchers or {}).get(name))
             systems.append(report)
             failed.update(missing)
-        systems.append(evaluate_peer(library, cache, with_library, progress))
+        systems.append(evaluate_peer(library, cache.full_precision(), with_library, progress))  # a fixed reference
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     questions = _questions(loaded_papers)
@@ -339,7 +358,8 @@ def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers
 
 
 _SHOWN_SETTINGS = ("chunk_tokens", "chunk_overlap_tokens", "embed_context", "candidates", "rrf_k", "weight_dense",
-                   "weight_bm25", "weight_sentence", "bm25_k1", "bm25_b", "encoder_backend", "default_mode")
+                   "weight_bm25", "weight_sentence", "bm25_k1", "bm25_b", "encoder_backend", "ingest_encoder_backend",
+                   "sentence_vectors", "default_mode")
 
 
 # -------------------------------------------------------------------- printing

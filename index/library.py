@@ -34,6 +34,7 @@ from index.files import LockBusy, writer_lock
 from index.store import BuildSettings, IndexUnavailable, current_build, load_index, read_records, write_index
 from index.vector_cache import EmbeddingCache, cached_vectors
 from ingest import Chunk, Document, IngestFailure, IngestResult, Section
+from settings import engine_precision
 
 LOCK_NAME = ".writer.lock"
 
@@ -107,6 +108,7 @@ class _LazyEmbedder:
     def __init__(self, settings, model: dict | None, make: Callable[[], object] | None):
         self._settings, self._model, self._make, self._real = settings, model or {}, make, None
         self.fingerprint = model_fingerprint(settings.resolved_model_path)
+        self.precision = engine_precision(settings.ingest_encoder_backend)  # known without loading the model
 
     def _get(self):
         if self._real is None:
@@ -346,7 +348,8 @@ class Library:
         dimension = int((previous_model or {}).get("dimension") or embedder.dimension)
         persistent = self.settings.embed_cache
         return {kind: EmbeddingCache(self.index_dir, embedder.fingerprint, kind, dimension, dtype,
-                                     self.settings.embed_cache_max_segments, load=persistent)
+                                     self.settings.embed_cache_max_segments, load=persistent,
+                                     precision=embedder.precision)
                 for kind, dtype in (("chunks", "float32"), ("sentences", "float16"))}
 
     def _seed(self, caches: dict[str, EmbeddingCache], previous: _State) -> None:

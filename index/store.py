@@ -38,7 +38,7 @@ from index.catalog import stamped
 from index.embed.sentences import embed_chunks
 from index.files import atomic_write_text, failpoint, file_sha256, fsync_tree, write_json
 from ingest import Chunk, Document, IngestResult, Section, Sentence
-from settings import BackendName
+from settings import BackendName, engine_precision
 
 FORMAT_VERSION = 1
 KEEP_BUILDS = 2
@@ -62,11 +62,20 @@ class BuildSettings:
     bm25_k1: float
     bm25_b: float
     sentence_vectors: str  # how the highlight/sentence-fusion vectors were made (index.embed.sentences)
+    # fp32 or int8 (settings.engine_precision of ingest_encoder_backend): a question searches vectors of one
+    # precision, and a library change must not add int8 vectors to an fp32 build or the other way round.
+    passage_precision: str = "fp32"
 
     @classmethod
     def from_settings(cls, s) -> "BuildSettings":
         return cls(s.tiktoken_encoding, s.chunk_tokens, s.chunk_overlap_tokens, s.embed_context, s.bm25_k1, s.bm25_b,
-                   str(s.sentence_vectors))
+                   str(s.sentence_vectors), engine_precision(s.ingest_encoder_backend))
+
+
+def recorded_build_settings(manifest: dict) -> dict:
+    """A manifest's build settings; a build from before the precision was recorded had fp32 passages (int8
+    passages were refused then)."""
+    return {"passage_precision": "fp32", **manifest.get("build_settings", {})}
 
 
 def _chunk_to_json(chunk: Chunk) -> dict:
@@ -117,10 +126,10 @@ def stale_reasons(index_dir: Path, sources: list[Document] | list[tuple[str, str
     reasons = []
     if manifest.get("format_version") != FORMAT_VERSION:
         reasons.append("index format changed")
-    if manifest.get("build_settings") != asdict(build):
-        changed = sorted(k for k in asdict(build).keys() | manifest.get("build_settings", {}).keys()
-                         if manifest.get("build_settings", {}).get(k) != asdict(build).get(k))
-        reasons.append(f"chunking/BM25/sentence-vector settings changed ({', '.join(changed)})")
+    recorded = recorded_build_settings(manifest)
+    if recorded != asdict(build):
+        changed = sorted(k for k in asdict(build).keys() | recorded.keys() if recorded.get(k) != asdict(build).get(k))
+        reasons.append(f"chunking/BM25/sentence-vector/passage-precision settings changed ({', '.join(changed)})")
     if manifest.get("model", {}).get("fingerprint") != model_fingerprint:
         reasons.append("embedding model changed")
     built = {d["sha256"] for d in manifest.get("documents", [])}
@@ -153,6 +162,9 @@ def write_index(
     deletes unfinished build folders a killed writer left (only safe under the writer lock)."""
     if not result.chunks:
         raise IndexUnavailable("nothing to index: no chunks were produced")
+    if getattr(embedder, "precision", "fp32") != build.passage_precision:
+        raise IndexUnavailable(f"the passage encoder makes {embedder.precision} vectors but the build settings say "
+                               f"{build.passage_precision}: load the embedder from the same settings")
     index_dir.mkdir(parents=True, exist_ok=True)
     builds = index_dir / "builds"
     builds.mkdir(exist_ok=True)
@@ -340,9 +352,15 @@ def _checked_manifest(build_dir: Path, model_fingerprint: str | None, build: Bui
             f"index was built with model {manifest['model']['name']} ({manifest['model']['fingerprint']}), "
             f"not the configured one ({model_fingerprint}): re-run `reportqa ingest` or change the model setting"
         )
-    if build is not None and manifest["build_settings"] != asdict(build):
-        diff = {k: v for k, v in manifest["build_settings"].items() if asdict(build).get(k) != v}
-        raise IndexUnavailable(f"index was built with other chunking/build settings {diff}: re-run `reportqa ingest`")
+    recorded = recorded_build_settings(manifest)
+    if build is not None and recorded != asdict(build):
+        diff = {k: v for k, v in recorded.items() if asdict(build).get(k) != v}
+        hint = ""
+        if "passage_precision" in diff:  # the one build setting another engine setting gives
+            engines = "onnx-int8" if diff["passage_precision"] == "int8" else "onnx or torch"
+            hint = f" or set REPORTQA_INGEST_ENCODER_BACKEND to {engines}, as the build was made"
+        raise IndexUnavailable(f"index was built with other chunking/build settings {diff}: re-run `reportqa ingest`"
+                               + hint)
     return manifest
 
 

@@ -5,7 +5,8 @@ of the new build; only texts the cache has never seen go to the embedder. So add
 own chunks and sentences only, re-adding a changed one embeds the chunks whose text changed, and
 removing one embeds nothing. The vectors it hands back for a known text are the stored ones, bit for bit.
 
-On disk, beside the builds (``<index>/embeddings/<model fingerprint>/<kind>/``), append-only segments:
+On disk, beside the builds (``<index>/embeddings/<model fingerprint>[-int8]/<kind>/``: int8 passage vectors
+are kept apart from fp32 ones, which never mix in one build), append-only segments:
 ``<segment>.npy`` (the vectors, plain numpy, never pickled) and ``<segment>.keys.json`` (each row's text
 digest), listed with their SHA-256 in ``index.json``, which is replaced atomically after the segment
 files are on disk. A crash leaves at most an unlisted segment (deleted by the next save); a damaged
@@ -36,6 +37,7 @@ FINGERPRINT_CHARS = 16  # folder name: the fingerprint's prefix (the full one is
 class Encodes(Protocol):
     fingerprint: str
     dimension: int
+    precision: str
 
     def encode(self, texts: list[str], batch_size: int = 32,
                progress: Callable[[int, int], None] | None = None) -> np.ndarray: ...
@@ -44,6 +46,13 @@ class Encodes(Protocol):
 def text_digest(text: str) -> str:
     """The cache key of one text (with the model fingerprint in the folder): SHA-256 of its UTF-8 bytes."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def cache_name(fingerprint: str, precision: str) -> str:
+    """The cache folder of one model and precision: fp32 keeps the plain fingerprint prefix (the folder caches
+    made before int8 passages existed), any other precision gets its own folder."""
+    prefix = fingerprint[:FINGERPRINT_CHARS]
+    return prefix if precision == "fp32" else f"{prefix}-{precision}"
 
 
 @dataclass(frozen=True)
@@ -58,9 +67,9 @@ class EmbeddingCache:
     """Vectors of one kind (``chunks`` float32, ``sentences`` float16: what the build stores) for one model."""
 
     def __init__(self, index_dir: Path, fingerprint: str, kind: str, dimension: int, dtype: str = "float32",
-                 max_segments: int = 8, load: bool = True):
-        self.folder = Path(index_dir) / CACHE_FOLDER / fingerprint[:FINGERPRINT_CHARS] / kind
-        self.fingerprint, self.kind, self.dimension = fingerprint, kind, dimension
+                 max_segments: int = 8, load: bool = True, precision: str = "fp32"):
+        self.folder = Path(index_dir) / CACHE_FOLDER / cache_name(fingerprint, precision) / kind
+        self.fingerprint, self.kind, self.dimension, self.precision = fingerprint, kind, dimension, precision
         self.dtype = np.dtype(dtype)
         self.max_segments = max_segments
         self.segments: list[Segment] = []
@@ -80,8 +89,10 @@ class EmbeddingCache:
         except (OSError, ValueError):
             log.warning("embedding cache %s: index.json unreadable; starting it again", self.folder)
             return
-        if (meta.get("format"), meta.get("fingerprint"), meta.get("dimension"), meta.get("dtype")) != \
-                (CACHE_FORMAT, self.fingerprint, self.dimension, self.dtype.name):
+        # A cache from before the precision was recorded held fp32 vectors (int8 passages were refused then).
+        if (meta.get("format"), meta.get("fingerprint"), meta.get("dimension"), meta.get("dtype"),
+                meta.get("precision", "fp32")) != \
+                (CACHE_FORMAT, self.fingerprint, self.dimension, self.dtype.name, self.precision):
             log.warning("embedding cache %s was made for another model or format; starting it again", self.folder)
             return
         for entry in meta.get("segments", []):
@@ -141,7 +152,7 @@ class EmbeddingCache:
         else:
             segments, written, keep = [*self.segments, self._write_segment(fresh)], fresh, self.segments
         meta = {"format": CACHE_FORMAT, "fingerprint": self.fingerprint, "kind": self.kind,
-                "dimension": self.dimension, "dtype": self.dtype.name,
+                "dimension": self.dimension, "dtype": self.dtype.name, "precision": self.precision,
                 "segments": [s.__dict__ for s in segments]}
         atomic_write_text(self.folder / "index.json", json.dumps(meta, indent=1))
         self._drop_unlisted({s.name for s in segments})
@@ -181,6 +192,9 @@ def cached_vectors(texts: list[str], embedder: Encodes, cache: EmbeddingCache | 
     (each distinct missing text embedded once, then put in the cache). ``cache=None`` embeds everything."""
     if cache is None:
         return embedder.encode(texts, batch_size, progress)
+    if getattr(embedder, "precision", "fp32") != cache.precision:
+        raise ValueError(f"a {embedder.precision} encoder cannot fill the {cache.precision} embedding cache "
+                         f"{cache.folder}")
     digests = [text_digest(t) for t in texts]
     missing: dict[str, str] = {}
     for text, digest in zip(texts, digests):

@@ -60,7 +60,7 @@ def embedder(settings, request):
 @pytest.fixture(scope="session")
 def passage_embedder(settings, request):
     """The encoder ingest uses for passages (``ingest_encoder_backend``)."""
-    return request.getfixturevalue(f"{settings.ingest_encoder_backend}_embedder")
+    return request.getfixturevalue(f"{settings.ingest_encoder_backend.replace('-', '_')}_embedder")
 
 
 @pytest.fixture(scope="session")

@@ -35,11 +35,11 @@ import numpy as np
 from eval.bench.procstats import cpu_sample, loadavg, others_cpu_share
 from eval.bench.runner import BenchRun, Runner, SectionResult
 from eval.progress import Log
-from settings import PASSAGE_ENGINES, EncoderEngine, RetrievalMode
+from settings import FP32_ENGINES, EncoderEngine, RetrievalMode
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = tuple(EncoderEngine)
-INGEST_BACKENDS = PASSAGE_ENGINES  # int8 is for questions: the index's passages stay fp32
+INGEST_BACKENDS = FP32_ENGINES  # whole ingests: torch against onnx (int8 passages: the passage-speed section)
 
 
 # ------------------------------------------------------------------ inputs

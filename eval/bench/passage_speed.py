@@ -9,8 +9,8 @@ file (rendered and chunked as `reportqa eval --qasper` does), chunked with the c
 configuration runs in a fresh process (torch's and ONNX Runtime's thread pools never share one, and the
 peak RSS is that configuration's own); the time is what a build spends in
 :func:`index.embed.sentences.embed_chunks` (chunk vectors + sentence vectors), medians over
-``repeats`` passes after a warm-up. ``onnx-int8`` rows are for comparison only: passages are always
-encoded at full precision. "unbucketed" feeds batches in document order instead of longest first.
+``repeats`` passes after a warm-up. ``onnx-int8`` rows are int8 passages (``REPORTQA_INGEST_ENCODER_BACKEND=
+onnx-int8``; their quality is in the README, "Encoder backends"). "unbucketed" feeds batches in document order instead of longest first.
 The machine is shared: the load average and other processes' CPU share are printed beside each row.
 """
 from __future__ import annotations
@@ -157,7 +157,7 @@ def passage_table(results: list[dict]) -> str:
     for r in results:
         c, runs = r["config"], np.asarray(r["runs_s"])
         rate = r["chunks"] / np.median(runs)
-        engine = c["engine"] + (" (questions only)" if c["engine"] == EncoderEngine.ONNX_INT8 else "")
+        engine = c["engine"]
         share = r["others_cpu_share"]
         lines.append(
             f"| {engine} | {c['mode']} | {c['batch']} | {'yes' if c['bucketed'] else 'no'} "

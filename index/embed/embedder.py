@@ -10,7 +10,7 @@ import numpy as np
 from index.embed.base import TokenStates
 from index.embed.factory import create_engine
 from index.embed.model import check_model_folder, model_fingerprint, model_name
-from settings import EncoderEngine
+from settings import EncoderEngine, engine_precision
 
 
 class Embedder:
@@ -18,9 +18,9 @@ class Embedder:
 
     ``backend`` picks the engine (``torch``, ``onnx`` or ``onnx-int8``). torch and
     onnx give the same vectors (cosine ≥ 0.9999) from the same weights; onnx-int8
-    questions land within cosine ~0.99 of them and search an fp32 index. The
-    fingerprint, and with it the index a build is valid for, does not depend on
-    the backend. The ONNX engines keep their files under ``cache_dir``."""
+    vectors land within cosine ~0.99 of them. The fingerprint is the weights', the
+    same for every backend; a build records its passages' :attr:`precision` beside
+    it. The ONNX engines keep their files under ``cache_dir``."""
 
     def __init__(self, model_path: str, threads: int = 0, backend: str = EncoderEngine.TORCH,
                  cache_dir: str | Path | None = None):
@@ -32,7 +32,7 @@ class Embedder:
         self.backend = EncoderEngine(backend)
         self.threads, self.cache_dir = threads, cache_dir
         self._fingerprint: str | None = None
-        self._full: Embedder | None = None
+        self._siblings: dict[str, Embedder] = {}
         self.encoder = create_engine(self.backend, self.model_path, threads, cache_dir,
                                      self.fingerprint if self.backend != EncoderEngine.TORCH else "")
         self.dimension = self.encoder.dimension
@@ -40,14 +40,29 @@ class Embedder:
         self.name = model_name(self.model_path)
         self.load_seconds = time.perf_counter() - started
 
-    def full_precision(self) -> "Embedder":
-        """An encoder for passages: this one, or for onnx-int8 the fp32 ONNX model beside it (an index's
-        passages are always encoded at full precision; int8 is for questions)."""
-        if self.backend != EncoderEngine.ONNX_INT8:
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``int8`` (settings.engine_precision): what a build records for its passages."""
+        return engine_precision(self.backend)
+
+    def sibling(self, backend: str) -> "Embedder":
+        """An encoder of the same model on ``backend``: this one if it already runs there, else one loaded
+        once (same threads and cache) and kept, e.g. the passage engine beside a question engine."""
+        if backend == self.backend:
             return self
-        if self._full is None:
-            self._full = Embedder(self.model_path, self.threads, EncoderEngine.ONNX, self.cache_dir)
-        return self._full
+        if backend not in self._siblings:
+            self._siblings[backend] = Embedder(self.model_path, self.threads, backend, self.cache_dir)
+        return self._siblings[backend]
+
+    def for_passages(self, engine: str) -> "Embedder":
+        """An encoder making the passage vectors ``engine`` makes: this one if it has that precision (torch
+        and onnx give the same vectors), else :meth:`sibling`."""
+        return self if engine_precision(engine) == self.precision else self.sibling(engine)
+
+    def full_precision(self) -> "Embedder":
+        """This encoder, or for onnx-int8 the fp32 ONNX model beside it: the reference a what-if or a peer
+        system encodes with, whatever precision the passages of a build use."""
+        return self if self.precision == "fp32" else self.sibling(EncoderEngine.ONNX)
 
     @property
     def fingerprint(self) -> str:
