@@ -49,11 +49,17 @@ def test_the_setting_accepts_int8_and_names_the_precision(monkeypatch):
 
 
 def test_int8_vectors_are_close_to_fp32_but_not_the_same(onnx_embedder, onnx_int8_embedder, ingested):
-    texts = [c.embed_text for c in ingested.chunks[:40]]
+    texts = [c.embed_text for c in ingested.chunks]
     fp32, int8 = onnx_embedder.encode(texts), onnx_int8_embedder.encode(texts)
     cos = np.sum(fp32 * int8, axis=1)
-    assert cos.min() >= 0.95, cos.min()  # measured 2026-12-02: min ~0.98 on the bundled report's chunks
+    assert cos.min() >= 0.97, cos.min()  # measured 2026-12-02: min 0.990, median 0.994 on the report's chunks
     assert cos.max() < 0.99999  # really another precision, not the fp32 model under another name
+    # Dynamic quantization scales activations per batch: an int8 passage vector depends on its batch
+    # (measured: cosine 0.991 alone vs in its batch of 32), an fp32 one does not (1.0000).
+    alone = np.vstack([onnx_int8_embedder.encode([t], 1) for t in texts[:4]])
+    fp32_alone = np.vstack([onnx_embedder.encode([t], 1) for t in texts[:4]])
+    assert np.sum(fp32_alone * fp32[:4], axis=1).min() >= 0.99999
+    assert np.sum(alone * int8[:4], axis=1).min() >= 0.97
     assert onnx_int8_embedder.precision == "int8" and onnx_embedder.precision == "fp32"
     assert onnx_int8_embedder.for_passages(EncoderEngine.ONNX_INT8) is onnx_int8_embedder
     assert onnx_embedder.for_passages(EncoderEngine.TORCH) is onnx_embedder  # fp32 either way
@@ -73,10 +79,10 @@ def test_a_build_records_int8_and_the_other_precision_is_stale_and_refused(int8_
     with pytest.raises(IndexUnavailable, match="passage_precision"):
         load_current_index(fp32)
     loaded = load_current_index(int8)
-    try:  # the int8 build answers with its int8 vectors
+    try:  # the int8 build holds int8 vectors: the same batches (longest first, 32) give the same numbers
         vectors = loaded.backend.vectors()
-        expected = onnx_int8_embedder.encode([c.embed_text for c in loaded.chunks[:8]])
-        assert np.allclose(vectors[:8], expected, atol=1e-5)
+        expected = onnx_int8_embedder.encode([c.embed_text for c in loaded.chunks], 32)
+        assert np.allclose(vectors, expected, atol=1e-5)
     finally:
         loaded.close()
 

@@ -174,7 +174,7 @@ def test_int8_model_beside_the_fp32_export_with_its_checksum(settings, onnx_embe
     assert path == quantized_path(onnx_export_path(settings.cache_dir, onnx_int8_embedder.fingerprint))
     assert export_problem(path, onnx_int8_embedder.fingerprint) is None
     assert path.stat().st_size < onnx_embedder.encoder.onnx_path.stat().st_size / 3  # int8 weights, not fp32
-    # Passages are encoded at full precision: the int8 embedder hands out the fp32 one for them.
+    # The fp32 reference (a what-if, the peer) beside an int8 embedder: the fp32 ONNX model next to it.
     full = onnx_int8_embedder.full_precision()
     assert full.backend == "onnx" and full.encoder.onnx_path == onnx_embedder.encoder.onnx_path
     assert onnx_embedder.full_precision() is onnx_embedder
