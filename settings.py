@@ -119,8 +119,10 @@ class Settings(BaseSettings):
     # torch and onnx: same weights, same vectors (cosine >= 0.9999), same index either way. ONNX Runtime encodes
     # one question ~3x faster and loads in 0.5 s instead of ~7 s; on an ingest's batches of passages (chunks plus
     # pooled sentence vectors) it was ~2x faster than torch here (`reportqa bench --suite encoders`, "ingest
-    # embedding speed"). onnx-int8 (questions only) needs about a third of onnx's CPU per question with the same
-    # eval-set quality (README, "Encoder backends").
+    # embedding speed"). For questions onnx-int8 needs about a third of onnx's CPU per question with the same
+    # eval-set quality. For passages it is ~1.6x faster than onnx but fp32 stays the default: int8 passages
+    # dropped the eval set's dense ranking (paired bootstrap p = 0.012) and failed its held-out baseline
+    # (README, "Encoder backends", "int8 passages").
     encoder_backend: EncoderEngine = Field(
         EncoderEngine.ONNX_INT8, description="Engine that encodes questions (service, ask, eval).")
     ingest_encoder_backend: EncoderEngine = Field(

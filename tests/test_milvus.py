@@ -46,7 +46,8 @@ class MemoEmbedder:
 
 
 @pytest.fixture(scope="module")
-def memo_embedder(embedder, retriever):
+def memo_embedder(passage_embedder, retriever):
+    """The passage encoder (the build's precision) behind the session build's own vectors."""
     loaded = retriever.index
     memo = {}
     vectors = loaded.backend.dense.index.reconstruct_n(0, loaded.backend.size)
@@ -56,7 +57,7 @@ def memo_embedder(embedder, retriever):
         a = loaded.sentence_offsets[i]
         for j, s in enumerate(chunk.sentences):
             memo[chunk.text[s.text_start:s.text_end]] = np.asarray(loaded.sentence_vectors[a + j], dtype=np.float32)
-    return MemoEmbedder(embedder, memo)
+    return MemoEmbedder(passage_embedder, memo)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +209,7 @@ class Spy:
         monkeypatch.setattr(client, "delete", counted_delete)
 
 
-def test_reingest_upserts_changed_chunks_and_deletes_gone_ones(settings, ingested, memo_embedder, tmp_path,
+def test_reingest_upserts_changed_chunks_and_deletes_gone_ones(settings, ingested, memo_embedder, embedder, tmp_path,
                                                                monkeypatch, chunker):
     from ingest import ingest_paths
     from settings import BUNDLED_REPORT
@@ -251,7 +252,7 @@ def test_reingest_upserts_changed_chunks_and_deletes_gone_ones(settings, ingeste
     assert count_rows(client, "reportqa_sync") == len(new)
 
     loaded = load_current_index(s)
-    r = open_retriever(s, memo_embedder.embedder, loaded)
+    r = open_retriever(s, embedder, loaded)
     hit = r.search(Query("Zyxwvutsrqpo", k=1, mode="bm25")).hits[0]
     assert hit.chunk.section_id == "p2.iv" and "Zyxwvutsrqpo" in hit.chunk.text
     assert not any(c.section_id.startswith("p4") for c in loaded.chunks)
