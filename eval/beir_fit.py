@@ -120,8 +120,8 @@ def ndcg_per_query(lists: Lists, config: Config) -> np.ndarray:
     scores = np.where(lists.ids < 0, -np.inf, scores)
     ids = np.where(lists.ids < 0, np.iinfo(np.int64).max, lists.ids)
     order = np.lexsort((ids, -scores), axis=-1)[:, :CUTOFF]
-    gains = np.take_along_axis(lists.relevant, order, axis=1) / np.log2(np.arange(2, CUTOFF + 2))
     discounts = 1.0 / np.log2(np.arange(2, CUTOFF + 2))
+    gains = np.take_along_axis(lists.relevant, order, axis=1) * discounts[:order.shape[1]]
     ideal = np.array([discounts[:min(n, CUTOFF)].sum() for n in lists.n_relevant])
     return gains.sum(axis=1) / ideal
 
