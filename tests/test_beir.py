@@ -114,3 +114,32 @@ def test_vectorised_fusion_matches_the_retrievers_own(dataset, settings, embedde
     assert 0.0 <= estimate <= 1.0 and all(c in configs for c in chosen)
     # a query whose relevant document is not among the candidates scores 0
     assert ndcg_per_query(lists[2], Config(1.0, 1.0, 0.0, 60, 2)).min() >= 0.0
+
+
+def _cli(*args, cwd=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ), cwd=cwd)
+
+
+def test_cli_beir_uses_the_store_and_refuses_bad_input(dataset, tmp_path):
+    store = tmp_path / "vectors"
+    out = _cli("eval", "--beir", str(dataset), "--split", "train", "--mode", "hybrid", "--quiet",
+               "--vector-store", str(store))
+    assert out.returncode == 0, out.stderr
+    assert "hybrid" in out.stdout and list(store.glob("*.npy"))
+    missing = _cli("eval", "--beir", str(tmp_path / "nothing"), "--quiet")
+    assert missing.returncode == 2 and "not a BEIR dataset" in missing.stderr and "Traceback" not in missing.stderr
+    alone = _cli("eval", "--vector-store", str(store), "--quiet")
+    assert alone.returncode == 2 and "--vector-store goes with" in alone.stderr
+
+
+def test_the_fit_script_refuses_to_fit_on_test(dataset, capsys):
+    from eval.beir_fit import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(dataset), "--split", "test"])
+    assert exc.value.code == 2 and "fit on train" in capsys.readouterr().err
