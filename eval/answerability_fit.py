@@ -228,6 +228,17 @@ def verdict_summary(rows: list[Row]) -> str:
             f"keeps {kept}/{len(ans)} answerable ({kept / (len(ans) or 1):.3f})")
 
 
+def collected_fusion(settings) -> dict:
+    """The fusion the collect steps read features under (a retriever's ``judge_weights``): the shipped model's,
+    else the settings' ranking fusion. Stored in the fitted model, so a later change of the ranking weights
+    does not move the features the model reads."""
+    from index import FusionWeights, load_answerability
+
+    shipped = load_answerability().fusion
+    return asdict(shipped or FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k,
+                                           settings.weight_sentence))
+
+
 def main(argv: list[str] | None = None) -> int:
     from settings import Settings
 
@@ -269,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<36} fitting keeps {ft['answerable_kept']:.3f} rejects {ft['unanswerable_rejected']:.3f}   "
               f"choosing keeps {ch['answerable_kept']:.3f} rejects {ch['unanswerable_rejected']:.3f}")
     print(f"chosen: {info['chosen']}")
-    model = fitted.to_json() | {"fitted_on": {
+    model = fitted.to_json() | {"fusion": collected_fusion(settings), "fitted_on": {
         "files": args.rows, "selection": args.note, "rows": len(rows), "unanswerable": sum(not r.answerable for r in rows),
         "by_source": {s: sum(r.source == s for r in rows) for s in {r.source for r in rows}},
         "qasper_papers": len({r.group for r in rows if r.source == "qasper"}),

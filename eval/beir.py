@@ -1,7 +1,10 @@
 """BEIR datasets (e.g. SciFact) scored with the product's own retrieval code and metrics.
 
 One passage per BEIR document; BM25 over title and body as two fields by default, as the published
-baselines did.
+baselines did. Each passage is built as ingest builds a chunk: the title is its section context
+(``embed_text`` = title + text), its sentences are cut by ingest's own splitter and get the product's
+sentence vectors (``settings.sentence_vectors``), so the retriever's third fused list (candidates ranked
+by their best sentence's cosine) works here as it does on a report.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from eval.metrics import score_run
 from eval.progress import Progress
 from index import Query, Retriever
 
+VECTOR_FOLDER = "beir-vectors"  # under settings.cache_dir: corpus vectors kept between runs, per dataset
+DEPTH = 100  # hits kept per query (recall@100)
+
 
 @dataclass
 class BeirRun:
@@ -29,84 +35,133 @@ class BeirRun:
     results: dict[str, dict[str, float]]  # mode -> metric -> value (and "n")
 
 
-def run_beir(folder: Path, retriever_factory, modes: list[str], split: str = "test",
-             progress: Progress | None = None) -> dict:
-    """Score a BEIR dataset (one passage per document) with the same retrieval code and metrics."""
+@dataclass(frozen=True)
+class BeirData:
+    corpus: list[dict]  # {"_id", "title", "text"} per document, in file order
+    queries: dict[str, str]  # query id -> text
+    qrels: dict[str, set[str]]  # query id -> relevant document ids (score > 0), for one split
+
+
+def load_beir(folder: Path, split: str = "test") -> BeirData:
+    """A BEIR folder (``corpus.jsonl[.gz]``, ``queries.jsonl``, ``qrels/SPLIT.tsv``); EvalError if a file is missing."""
     corpus_path = folder / "corpus.jsonl"
     opener = open
     if not corpus_path.exists():
         corpus_path, opener = folder / "corpus.jsonl.gz", gzip.open
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    for path in (corpus_path, folder / "queries.jsonl", qrels_path):
+        if not path.is_file():
+            raise EvalError(f"{folder} is not a BEIR dataset folder with a {split!r} split ({path.name} missing)")
     with opener(corpus_path, "rt") as fh:
-        corpus = [json.loads(line) for line in fh]
+        corpus = [json.loads(line) for line in fh if line.strip()]
     queries = {}
     with open(folder / "queries.jsonl") as fh:
         for line in fh:
-            q = json.loads(line)
-            queries[q["_id"]] = q["text"]
+            if line.strip():
+                q = json.loads(line)
+                queries[q["_id"]] = q["text"]
     qrels: dict[str, set[str]] = defaultdict(set)
-    with open(folder / "qrels" / f"{split}.tsv") as fh:
+    with open(qrels_path) as fh:
         next(fh)
         for line in fh:
             qid, did, score = line.rstrip("\n").split("\t")
             if int(score) > 0:
                 qrels[qid].add(did)
-    retriever = retriever_factory(corpus, progress)
+    return BeirData(corpus, queries, dict(qrels))
+
+
+def run_beir(folder: Path, retriever_factory, modes: list[str], split: str = "test",
+             progress: Progress | None = None) -> dict:
+    """Score a BEIR dataset (one passage per document) with the same retrieval code and metrics."""
+    data = load_beir(folder, split)
+    retriever = retriever_factory(data.corpus, progress)
     results = {}
     for mode in modes:
         run = {}
-        for n, qid in enumerate(qrels, 1):
-            res = retriever.search(Query(queries[qid], k=100, mode=mode))
+        for n, qid in enumerate(data.qrels, 1):
+            res = retriever.search(Query(data.queries[qid], k=DEPTH, mode=mode))
             run[qid] = [h.chunk.section_id for h in res.hits]
             if progress:
-                progress(f"beir {mode}", n, len(qrels))
-        scores = score_run(run, dict(qrels))
-        scores["recall@100"] = float(np.mean([len(set(run[q][:100]) & rel) / len(rel) for q, rel in qrels.items()]))
-        results[mode] = scores | {"n": len(qrels)}
+                progress(f"beir {mode}", n, len(data.qrels))
+        results[mode] = score_beir(run, data.qrels)
     return results
 
 
-def beir_retriever(settings, embedder, fields: str = "multifield"):
+def score_beir(run: dict[str, list[str]], qrels: dict[str, set[str]]) -> dict[str, float]:
+    """The harness's metrics plus recall@100, and the number of queries."""
+    scores = score_run(run, qrels)
+    scores["recall@100"] = float(np.mean([len(set(run.get(q, [])[:DEPTH]) & rel) / len(rel)
+                                          for q, rel in qrels.items()])) if qrels else 0.0
+    return scores | {"n": len(qrels)}
+
+
+def beir_chunks(corpus: list[dict]) -> list:
+    """One chunk per document, shaped as ingest shapes one: the title is the section context of the embedded
+    text, the sentences are ingest's (:func:`ingest.chunking.split_sentences`) with offsets into the text."""
+    from ingest import Chunk, Sentence
+    from ingest.chunking import embed_text_for, split_sentences
+
+    chunks = []
+    for i, d in enumerate(corpus):
+        title, text = d.get("title", "").strip(), d["text"].strip()
+        sentences = tuple(Sentence(a, b, a, b) for a, b in split_sentences(text))
+        embedded = embed_text_for(title, text) if text else title
+        chunks.append(Chunk(id=f"{i:08x}", document_id="beir", section_id=d["_id"], section_title=title,
+                            section_path=(title,) if title else (), ordinal=0, text=text, embed_text=embedded,
+                            char_start=0, char_end=len(text), tokens=0, model_tokens=0, sentences=sentences))
+    return chunks
+
+
+def beir_retriever(settings, embedder, fields: str = "multifield", vector_store: Path | None = None):
     """A Retriever over a BEIR corpus built in memory with the product's own index classes.
 
     ``fields="multifield"`` gives BM25 title and body as separate fields whose scores add up, the
     setup behind the published BM25 baselines (BEIR's Elasticsearch runs, Pyserini's "multifield");
-    ``"flat"`` indexes "title body" as one text, as the dense model sees it (Pyserini's "flat")."""
+    ``"flat"`` indexes "title body" as one text, as the dense model sees it (Pyserini's "flat").
+    ``vector_store``: a folder keeping the passage and sentence vectors between runs (eval.qasper.CachingEmbedder)."""
+    from eval.qasper import CachingEmbedder
     from index.backends.faiss import DenseIndex, FaissBackend, FieldedLexicalIndex, LexicalIndex
+    from index.embed.sentences import embed_chunks
     from index.retriever import FusionWeights
     from index.store import LoadedIndex
-    from ingest import Chunk, Document
+    from ingest import Document
 
     def build(corpus, progress):
-        texts = [(d.get("title", "") + " " + d["text"]).strip() for d in corpus]
-        chunks = [Chunk(id=f"{i:08x}", document_id="beir", section_id=d["_id"], section_title=d.get("title", ""),
-                        section_path=(), ordinal=0, text=t, embed_text=t, char_start=0, char_end=len(t), tokens=0,
-                        model_tokens=0) for i, (d, t) in enumerate(zip(corpus, texts))]
+        chunks = beir_chunks(corpus)
         if fields == "multifield":
-            lexical = FieldedLexicalIndex.build([[d.get("title", "") for d in corpus], [d["text"] for d in corpus]],
+            lexical = FieldedLexicalIndex.build([[c.section_title for c in chunks], [c.text for c in chunks]],
                                                 settings.bm25_k1, settings.bm25_b)
         else:
-            lexical = LexicalIndex.build(texts, settings.bm25_k1, settings.bm25_b)
-        vectors = embedder.for_passages(settings.ingest_encoder_backend).encode(  # passages as ingest encodes them
-            texts, 64, (lambda d, n: progress("embed corpus", d, n)) if progress else None)
+            lexical = LexicalIndex.build([c.embed_text for c in chunks], settings.bm25_k1, settings.bm25_b)
+        # passages at the precision ingest encodes them with
+        passages = CachingEmbedder(embedder.for_passages(settings.ingest_encoder_backend), vector_store)
+        embedded = embed_chunks(passages, chunks, max(settings.embed_batch_size, 64), settings.sentence_vectors,
+                                progress)
+        offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
         loaded = LoadedIndex(
             build_dir=Path("."), manifest={}, chunks=chunks, sections=[],
             documents={"beir": Document("beir", "", "BEIR", "", "", "text")},
-            backend=FaissBackend(DenseIndex.build(vectors, settings.exact_search_max),
-                                 lexical),
-            sentence_vectors=np.zeros((0, vectors.shape[1]), dtype=np.float16),
-            sentence_offsets=np.zeros(len(chunks) + 1, dtype=np.int64), acronyms={},
+            backend=FaissBackend(DenseIndex.build(embedded.passages, settings.exact_search_max), lexical),
+            sentence_vectors=embedded.sentences.astype(np.float16),  # stored as a build stores them
+            sentence_offsets=offsets, acronyms={},
         )
         weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k, settings.weight_sentence)
-        return Retriever(loaded, embedder, weights, candidates=max(settings.candidates, 100))
+        return Retriever(loaded, embedder, weights, candidates=max(settings.candidates, DEPTH))
 
     return build
 
 
+def default_vector_store(settings, folder: Path) -> Path:
+    return Path(settings.cache_dir) / VECTOR_FOLDER / Path(folder).resolve().name
+
+
 def evaluate_beir(folder: Path, settings, embedder, modes: list[str], split: str = "test",
-                  fields: str = "multifield", progress: Progress | None = None) -> BeirRun:
+                  fields: str = "multifield", progress: Progress | None = None,
+                  vector_store: Path | None = None) -> BeirRun:
     """``reportqa eval --beir DIR``: EvalError when ``folder`` is not a BEIR dataset."""
     if not (folder / "queries.jsonl").is_file():
         raise EvalError(f"{folder} is not a BEIR dataset folder (queries.jsonl missing)")
     started = time.perf_counter()
-    results = run_beir(folder, beir_retriever(settings, embedder, fields), modes, split, progress)
+    results = run_beir(folder, beir_retriever(settings, embedder, fields, vector_store), modes, split, progress)
     return BeirRun(folder.name, split, fields, time.perf_counter() - started, results)

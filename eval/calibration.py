@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,7 @@ def calibrate(retriever: Retriever, questions: list[EvalQuestion], progress: Pro
     model = fit_answerability(feats, labels)
     cv = cross_validated_rates(feats, labels)
     cos = cosine_only_rates(feats, labels)
+    model["fusion"] = asdict(retriever.judge_weights)  # what the features were read under (index.answerability)
     model["fitted_on"] = {"questions": len(questions), "file": "eval/questions.jsonl",
                           "cross_validated": cv, "cosine_only": cos}
     path.write_text(json.dumps(model, indent=2) + "\n")

@@ -91,8 +91,9 @@ def sign_test(a: Sequence[float], b: Sequence[float]) -> SignTest:
     """Exact two-sided sign test on paired values (formula in the module docstring)."""
     if len(a) != len(b):
         raise ValueError("paired values need the same length")
-    wins = sum(y > x for x, y in zip(a, b))
-    losses = sum(y < x for x, y in zip(a, b))
+    # Python ints: numpy inputs would make these numpy integers, and 2 ** n overflows int64 past n = 62.
+    wins = sum(bool(y > x) for x, y in zip(a, b))
+    losses = sum(bool(y < x) for x, y in zip(a, b))
     n = wins + losses
     if n == 0:
         return SignTest(0, 0, len(a), 1.0)

@@ -71,4 +71,5 @@ def load_answerability() -> AnswerabilityModel:
     if not path.is_file():
         return DEFAULT_ANSWERABILITY
     data = json.loads(path.read_text())
-    return AnswerabilityModel(data["weights"], data["bias"], data.get("threshold", 0.5))
+    fusion = FusionWeights(**data["fusion"]) if data.get("fusion") else None
+    return AnswerabilityModel(data["weights"], data["bias"], data.get("threshold", 0.5), fusion)

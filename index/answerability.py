@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.analysis import normalise
+from index.fusion import FusionWeights
 
 # Words that say what kind of answer is wanted, not what it is about: they need not occur in the evidence.
 _QUESTION_WORDS = frozenset(normalise(
@@ -72,6 +73,9 @@ class AnswerabilityModel:
     weights: dict[str, float]
     bias: float
     threshold: float = 0.5
+    # The hybrid fusion the features were collected under (fused_top, the evidence chunks are read off its
+    # order); None = whatever fusion the retriever ranks with.
+    fusion: FusionWeights | None = None
 
     def probability(self, features: dict[str, float]) -> float:
         z = self.bias + sum(w * features.get(name, 0.0) for name, w in self.weights.items())

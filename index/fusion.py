@@ -10,9 +10,22 @@ one list's first place does not outweigh agreement further down the others.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 RRF_K = 60  # the paper's constant; the product's comes from settings.rrf_k
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    dense: float = 1.0
+    bm25: float = 1.0
+    rrf_k: int = RRF_K
+    sentence: float = 0.0  # the candidates re-ranked by their best sentence's cosine (0 = off)
+
+    def top_score(self) -> float:
+        """The fused score of an id first in every list."""
+        return (self.dense + self.bm25 + self.sentence) / (self.rrf_k + 1)
 
 
 def ranks_of(ranking: Sequence[int]) -> dict[int, int]:

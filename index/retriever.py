@@ -17,7 +17,7 @@ from index.analysis import expand_acronyms, normalise
 from index.backends import ChunkFilter
 from index.catalog import UnknownDocument, current_ids, resolve
 from index.embed import Embedder
-from index.fusion import fused_order, ranks_of, weighted_rrf
+from index.fusion import FusionWeights, fused_order, ranks_of, weighted_rrf
 from index.store import LoadedIndex
 from ingest import Chunk
 from settings import RetrievalMode
@@ -73,14 +73,6 @@ class SearchResult:
     features: dict = field(default_factory=dict)
     # When not answerable: the question's constraints the best passages do not meet, in words.
     reasons: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FusionWeights:
-    dense: float = 1.0
-    bm25: float = 1.0
-    rrf_k: int = 60
-    sentence: float = 0.0  # the candidates re-ranked by their best sentence's cosine (0 = off)
 
 
 class UnknownSection(ValueError):
@@ -214,21 +206,29 @@ class Retriever:
             unfiltered = self.index.backend.rank(expanded, query_vector, judged, depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
             best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
-        hybrid = fused if query.mode == RetrievalMode.HYBRID and query.section is None else \
-            self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best)
-        features, check = self._features(query.question, expanded, dense_rank, bm25_rank, hybrid, best)
+        # ... and with the fusion the no-answer model was fitted with: its features (the evidence chunks, the
+        # fused shape) are read off that fusion's order, so re-weighting the ranking does not move them.
+        judge = self.judge_weights
+        hybrid = fused if query.mode == RetrievalMode.HYBRID and query.section is None and judge == self.weights \
+            else self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best, judge)
+        features, check = self._features(query.question, expanded, dense_rank, bm25_rank, hybrid, best, judge)
         confidence = self.answerability.probability(features)
         answerable = confidence >= self.answerability.threshold
         reasons = () if answerable else tuple(check.reasons()) or (FAR_FROM_QUESTION,)
         return SearchResult(hits, answerable, confidence, expanded, features, reasons)
 
-    def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict,
-              best: dict[int, tuple[float, int]]) -> dict[int, float]:
+    @property
+    def judge_weights(self) -> FusionWeights:
+        """The fusion the no-answer signal reads: the one its model was fitted with, else the ranking's."""
+        return self.answerability.fusion or self.weights
+
+    def _fuse(self, mode: str, dense_rank: dict, bm25_rank: dict, best: dict[int, tuple[float, int]],
+              weights: FusionWeights | None = None) -> dict[int, float]:
         if mode == RetrievalMode.DENSE:
             return {i: s for i, (_, s) in dense_rank.items()}
         if mode == RetrievalMode.BM25:
             return {i: s for i, (_, s) in bm25_rank.items()}
-        w = self.weights
+        w = weights or self.weights
         rankings = [{i: r for i, (r, _) in dense_rank.items()}, {i: r for i, (r, _) in bm25_rank.items()}]
         weights = [w.dense, w.bm25]
         if w.sentence and best:
@@ -293,16 +293,11 @@ class Retriever:
         return cached
 
     # --------------------------------------------------------- answerability
-    def _top_fused(self) -> float:
-        """The hybrid score of a chunk first in every list (what ``fused_top`` is a share of)."""
-        w = self.weights
-        return (w.dense + w.bm25 + w.sentence) / (w.rrf_k + 1)
-
     def _chunk_terms(self, i: int) -> frozenset[str]:
         return frozenset().union(*self._sentence_terms(i))
 
     def _features(self, question: str, expanded: str, dense_rank: dict, bm25_rank: dict, hybrid: dict[int, float],
-                  best: dict[int, tuple[float, int]]) -> tuple[dict[str, float], ConstraintCheck]:
+                  best: dict[int, tuple[float, int]], fusion: FusionWeights) -> tuple[dict[str, float], ConstraintCheck]:
         top = sorted(hybrid, key=lambda i: (-hybrid[i], i))[:EVIDENCE_CHUNKS]
         scored = [i for i in top if i in best]
         best_text, best_score = "", 0.0
@@ -317,7 +312,7 @@ class Retriever:
                                   " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
                                   self.index.acronyms)
         features = {
-            **shape_features(dense_rank, bm25_rank, hybrid, best, best_score, self._top_fused()),
+            **shape_features(dense_rank, bm25_rank, hybrid, best, best_score, fusion.top_score()),
             "missing_terms": float(total - known) / (total or 1),
             "sentence_overlap": 1.0 - missing_share(expanded, frozenset(normalise(best_text))),
             **evidence_features(check),

@@ -19,6 +19,10 @@ def test_sign_test_hand_computed():
     assert sign_test([0.3, 0.3], [0.3, 0.3]) .p_value == 1.0
     with pytest.raises(ValueError):
         sign_test([1], [1, 2])
+    # numpy inputs (per-query arrays): 70 wins, 30 losses; 2 ** 100 must not overflow into a p of 1
+    import numpy as np
+    many = sign_test(np.zeros(100), np.array([1.0] * 70 + [-1.0] * 30))
+    assert (many.wins, many.losses) == (70, 30) and many.p_value < 0.001
 
 
 def test_paired_bootstrap_degenerate_and_shifted_cases():

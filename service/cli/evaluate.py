@@ -29,8 +29,9 @@ def register(add) -> None:
                    "score evidence retrieval beside the paragraph-RRF peer")
     p.add_argument("--papers", type=int, metavar="N", help="--qasper: only the first N papers")
     p.add_argument("--library", action="store_true", help="--qasper: also ask every question over the whole library")
-    p.add_argument("--vector-store", metavar="DIR", help="--qasper: keep passage vectors here between runs (a "
-                   "development loop over the same papers embeds them once)")
+    p.add_argument("--vector-store", metavar="DIR", help="--qasper, --beir: keep passage vectors here between runs "
+                   "(a development loop over the same papers embeds them once; --beir default: "
+                   "<cache_dir>/beir-vectors/<dataset>)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="A/B two settings-override files on "
                    "the same questions (with --qasper: its papers; else the eval set's --split)")
     p.add_argument("--beir-fields", choices=["multifield", "flat"], default="multifield",
@@ -58,8 +59,10 @@ def run(args) -> int:
         return _structure(args)
     if args.json == "-":
         raise CliError("--json needs a FILE here (only --structure prints JSON)", EXIT_USAGE)
-    if (args.papers or args.library or args.vector_store) and not args.qasper:
-        raise CliError("--papers, --library and --vector-store go with --qasper FILE", EXIT_USAGE)
+    if (args.papers or args.library) and not args.qasper:
+        raise CliError("--papers and --library go with --qasper FILE", EXIT_USAGE)
+    if args.vector_store and not (args.qasper or args.beir):
+        raise CliError("--vector-store goes with --qasper FILE or --beir DIR", EXIT_USAGE)
     if args.qasper or args.compare:
         from service.cli.evaluate_qasper import run_qasper_or_compare
 
@@ -99,10 +102,12 @@ def _questions_path(args) -> Path | None:
 
 
 def _beir(args, settings, embedder, modes, progress) -> int:
-    from eval.beir import evaluate_beir
+    from eval.beir import default_vector_store, evaluate_beir
     from eval.report import format_beir
 
-    run = evaluate_beir(Path(args.beir), settings, embedder, modes, args.split or "test", args.beir_fields, progress)
+    folder = Path(args.beir)
+    store = Path(args.vector_store) if args.vector_store else default_vector_store(settings, folder)
+    run = evaluate_beir(folder, settings, embedder, modes, args.split or "test", args.beir_fields, progress, store)
     print(format_beir(run))
     if args.json:
         Path(args.json).write_text(json.dumps(run.results, indent=2))
