@@ -159,3 +159,22 @@ def test_quick_service_suite(settings, built_index, ingested, tmp_path):
     assert statuses["no errors under concurrency"] == ("met", 0)
     assert [t["reason"] for t in run.targets if t["target"].startswith("1M:")] == ["run with --million"] * 3
     assert list(statuses)[-1] == "quick run < 60 s (excluding model load)"
+
+
+def test_library_latency_question_sets_by_hand():
+    """Round-robin over the papers, (question, paper) pairs distinct, texts distinct, blank ones dropped."""
+    from eval.bench.library_latency import question_sets
+
+    papers = [("a", ["Q1", "Q2", "Q3"]), ("b", ["Q1", " "]), ("c", ["Q4"])]
+    pairs, texts = question_sets(papers, limit=10)
+    assert pairs == [("Q1", "a"), ("Q1", "b"), ("Q4", "c"), ("Q2", "a"), ("Q3", "a")]
+    assert texts == ["Q1", "Q4", "Q2", "Q3"]
+    assert question_sets(papers, limit=2) == ([("Q1", "a"), ("Q1", "b")], ["Q1", "Q4"])
+    assert question_sets([], limit=5) == ([], [])
+
+
+def test_stall_note_only_when_the_default_pool_is_much_slower():
+    from eval.bench.st_peer import stall_note
+
+    assert stall_note(12.0, 14.0) is None and stall_note(None, 14.0) is None
+    assert "stalled" in stall_note(400.0, 20.0) and "20x" in stall_note(400.0, 20.0)

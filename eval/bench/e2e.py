@@ -14,7 +14,7 @@ from eval.bench.procstats import latency_stats
 from eval.bench.questions import QUESTIONS
 from eval.bench.runner import SectionResult
 from eval.bench.service_start import LiveService, StartService
-from eval.bench.st_peer import StPeer, peer_then_post, question_threads_label, ratio
+from eval.bench.st_peer import StPeer, peer_then_post, question_threads_label, ratio, stall_note
 from eval.bench.tables import fmt, table
 from eval.progress import Log
 from settings import EncoderEngine, RetrievalMode
@@ -156,6 +156,7 @@ def _summary(s: Samples, encode: dict, fp32: dict | None, peer: dict) -> dict:
         "ratio_all_p50_to_st_encode": ratio(st["raw"]["median_ms"], st["st"]["median_ms"]),
         "st_encode_1_thread": st["st1"],
         "ratio_p50_to_st_encode_1_thread": ratio(st["st_post"]["median_ms"], st["st1"]["median_ms"]),
+        "st_stalled": stall_note(st["st"]["median_ms"], st["st1"]["median_ms"]),
     }
 
 
@@ -190,6 +191,8 @@ def _table(d: dict, encode: dict) -> str:
              f"torch {d['st_peer']['torch_threads']} (torch's default, as the product's torch engine), the service's "
              f"questions {d['st_peer']['question_encoder']}",
              f"errors: {d['errors']}; k=5, mode hybrid; each distinct question = a report question + ' #<counter>'"]
+    if d["st_stalled"]:
+        notes.append(d["st_stalled"])
     if fp32 and bare_median:
         notes.append(f"what-if: the same server with fp32 questions: ratio {fmt(fp32['ratio'], 2)}; the work around "
                      f"the encode costs about the same, the int8 encode is "

@@ -23,7 +23,7 @@ from eval.bench.plan import TARGET_E2E_TO_ST_RATIO
 from eval.bench.procstats import latency_stats, loadavg
 from eval.bench.runner import SectionResult
 from eval.bench.service_start import StartService
-from eval.bench.st_peer import StPeer, peer_then_post, question_threads_label, ratio
+from eval.bench.st_peer import StPeer, peer_then_post, question_threads_label, ratio, stall_note
 from eval.bench.tables import fmt, table
 
 LATENCY_QUESTIONS = 200  # per set: enough for a stable p50/p95, ~20 s at 400 papers
@@ -57,6 +57,7 @@ class LatencySet:
         return {"post": post, "st_encode": st, "server_took": latency_stats(self.took), "ratio_p50_to_st_encode": value,
                 "st_encode_1_thread": st1, "ratio_p50_to_st_encode_1_thread": ratio(post.get("median_ms"),
                                                                                     st1.get("median_ms")),
+                "st_stalled": stall_note(st.get("median_ms"), st1.get("median_ms")),
                 "target_met": value is not None and value <= TARGET_E2E_TO_ST_RATIO, "errors": self.errors,
                 "first_error": self.first_error}
 
@@ -140,6 +141,7 @@ def render_table(d: dict) -> str:
              f"errors: filtered {d['filtered']['errors']}, whole library {d['whole_library']['errors']}; "
              f"service start-to-ready {served['start_to_ready_s']} s; load average {d['loadavg_start']} -> "
              f"{d['loadavg_end']}"]
+    notes += [s["st_stalled"] for s in (d["filtered"], d["whole_library"]) if s["st_stalled"]][:1]
     return table(f"Library: POST /query at {served['documents']} papers ({served['chunks']:,} chunks) against a bare "
                  "sentence-transformers encode", ["what", "n", "p50 ms", "p95 ms", "ratio", "target"],
                  rows("filtered to the question's paper", d["filtered"]) + rows("whole library", d["whole_library"]),

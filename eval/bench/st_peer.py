@@ -78,5 +78,18 @@ def question_threads_label(embedder) -> str:
     return f"{engine} on torch's default threads"
 
 
+STALL_FACTOR = 3.0  # the default-threads encode this many times slower than on one thread: its pool stalled
+
+
+def stall_note(default_ms: float | None, single_ms: float | None) -> str | None:
+    """A warning when torch's default pool stalled (other processes hold the cores): the peer is then slow
+    for a reason a plain recipe on an idle machine does not have, and the ratio against it flatters."""
+    if default_ms and single_ms and default_ms > STALL_FACTOR * single_ms:
+        return (f"the sentence-transformers encode on torch's default threads ({default_ms:.0f} ms) was "
+                f"{default_ms / single_ms:.0f}x slower than on 1 thread ({single_ms:.0f} ms): its thread pool "
+                "stalled on a shared machine, so the ratio against it flatters; read the 1-thread ratio")
+    return None
+
+
 def ratio(numerator_ms: float | None, denominator_ms: float | None) -> float | None:
     return round(numerator_ms / denominator_ms, 3) if numerator_ms and denominator_ms else None

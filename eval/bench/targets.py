@@ -37,7 +37,9 @@ def e2e_st_target(e2e: dict) -> dict:
                   f"p50 {e2e['distinct_after_st_encode']['median_ms']:.1f} ms vs interleaved ST encode "
                   f"{e2e['st_encode_median_ms']:.1f} ms of the same questions; ST on torch with "
                   f"{peer['torch_threads']} threads, the service's questions {peer['question_encoder']}; against the "
-                  f"same ST encode on 1 torch thread {fmt(e2e.get('ratio_p50_to_st_encode_1_thread'), 2)}")
+                  f"same ST encode on 1 torch thread {fmt(e2e.get('ratio_p50_to_st_encode_1_thread'), 2)}"
+                  + ("; CAUTION: torch's default pool stalled (shared machine), the ratio flatters"
+                     if e2e.get("st_stalled") else ""))
 
 
 def throughput_targets(levels: list[dict], ceiling: float | None, quick: bool) -> list[dict]:
