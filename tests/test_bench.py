@@ -138,7 +138,9 @@ def test_quick_service_suite(settings, built_index, ingested, tmp_path):
     assert e2e["ratio_p50_to_st_encode"] == pytest.approx(
         e2e["distinct_after_st_encode"]["median_ms"] / e2e["st_encode_interleaved"]["median_ms"], abs=1e-3)
     assert e2e["ratio_p50_to_st_encode"] > 0 and e2e["st_encode_1_thread"]["n"] == plan.e2e_distinct
-    assert e2e["ratio_p50_to_st_encode_1_thread"] > 0
+    assert e2e["distinct_after_st_encode_1_thread"]["n"] == plan.e2e_distinct
+    assert e2e["ratio_p50_to_st_encode_1_thread"] == pytest.approx(
+        e2e["distinct_after_st_encode_1_thread"]["median_ms"] / e2e["st_encode_1_thread"]["median_ms"], abs=1e-3)
     assert "bare sentence-transformers encode (torch), interleaved" in printed
 
     levels = run.data("throughput")["levels"]

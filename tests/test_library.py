@@ -377,9 +377,12 @@ def test_bench_library_suite_runs_on_a_tiny_qasper_file(settings, tmp_path):
     asked = len(load_qasper(path, 1)[0].questions)  # the library's one paper: the file's first
     for name in ("filtered", "whole_library"):
         s = lat[name]
-        assert s["errors"] == 0 and s["post"]["n"] == s["st_encode"]["n"] == s["server_took"]["n"] >= 1
+        assert s["errors"] == 0 and s["post"]["n"] == s["st_encode"]["n"] >= 1
+        assert s["post_1_thread"]["n"] == s["st_encode_1_thread"]["n"] >= 1  # every other question
+        assert s["post"]["n"] + s["post_1_thread"]["n"] == s["server_took"]["n"]
         assert s["ratio_p50_to_st_encode"] == pytest.approx(s["post"]["median_ms"] / s["st_encode"]["median_ms"],
                                                             abs=1e-3) and s["ratio_p50_to_st_encode"] > 0
-        assert s["st_encode_1_thread"]["n"] == s["post"]["n"] and s["ratio_p50_to_st_encode_1_thread"] > 0
-    assert lat["filtered"]["post"]["n"] == asked
+        assert s["ratio_p50_to_st_encode_1_thread"] == pytest.approx(
+            s["post_1_thread"]["median_ms"] / s["st_encode_1_thread"]["median_ms"], abs=1e-3)
+    assert lat["filtered"]["server_took"]["n"] == asked
     assert "POST /query, filtered to the question's paper" in render(run)

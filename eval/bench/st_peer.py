@@ -58,10 +58,12 @@ class StPeer:
             torch.set_num_threads(threads)
 
 
-def peer_then_post(peer: StPeer, raw: RawClient, body: dict) -> tuple[float, float, int, bytes]:
-    """A bare sentence-transformers encode of ``body["question"]``, then ``POST /query`` of ``body``:
-    (encode s, request s, status, response body)."""
-    encode_s = peer.encode_seconds(body["question"])
+def peer_then_post(peer: StPeer, raw: RawClient, body: dict, single_thread: bool = False
+                   ) -> tuple[float, float, int, bytes]:
+    """A bare sentence-transformers encode of ``body["question"]`` (on one torch thread if asked), then
+    ``POST /query`` of ``body``: (encode s, request s, status, response body)."""
+    question = body["question"]
+    encode_s = peer.single_thread_seconds(question) if single_thread else peer.encode_seconds(question)
     started = time.perf_counter()
     status, answer = raw.post_json("/query", body)
     return encode_s, time.perf_counter() - started, status, answer
