@@ -132,6 +132,16 @@ def test_quick_service_suite(settings, built_index, ingested, tmp_path):
     assert e2e["distinct"]["n"] == e2e["distinct_httpx"]["n"] == e2e["server_took"]["n"] == plan.e2e_distinct
     assert e2e["inprocess_search"]["n"] == plan.inproc_searches
     assert e2e["cached_repeat"]["n"] == e2e["healthz"]["n"] == plan.e2e_cached
+    # the issues' peer: a bare sentence-transformers encode right before each of its own requests
+    assert e2e["st_encode_interleaved"]["n"] == e2e["distinct_after_st_encode"]["n"] == plan.e2e_distinct
+    assert e2e["st_peer"]["torch_threads"] >= 1 and e2e["st_peer"]["load_s"] > 0
+    assert e2e["ratio_p50_to_st_encode"] == pytest.approx(
+        e2e["distinct_after_st_encode"]["median_ms"] / e2e["st_encode_interleaved"]["median_ms"], abs=1e-3)
+    assert e2e["ratio_p50_to_st_encode"] > 0 and e2e["st_encode_1_thread"]["n"] == plan.e2e_distinct
+    assert e2e["distinct_after_st_encode_1_thread"]["n"] == plan.e2e_distinct
+    assert e2e["ratio_p50_to_st_encode_1_thread"] == pytest.approx(
+        e2e["distinct_after_st_encode_1_thread"]["median_ms"] / e2e["st_encode_1_thread"]["median_ms"], abs=1e-3)
+    assert "bare sentence-transformers encode (torch), interleaved" in printed
 
     levels = run.data("throughput")["levels"]
     assert [(lv["workers"], lv["clients"], lv["requests"], lv["errors"]) for lv in levels] == [
@@ -145,7 +155,28 @@ def test_quick_service_suite(settings, built_index, ingested, tmp_path):
     assert entry["bm25"]["scores_query"]["n"] == plan.queries
 
     statuses = {t["target"]: (t["status"], t["value"]) for t in run.targets}
+    st_status, st_value = statuses["POST /query p50 / bare sentence-transformers encode median <= 0.6"]
+    assert st_value == e2e["ratio_p50_to_st_encode"] and st_status == ("met" if st_value <= 0.6 else "NOT met")
     assert statuses[">= 200 req/s at 16 clients"] == ("not measured", None)
     assert statuses["no errors under concurrency"] == ("met", 0)
     assert [t["reason"] for t in run.targets if t["target"].startswith("1M:")] == ["run with --million"] * 3
     assert list(statuses)[-1] == "quick run < 60 s (excluding model load)"
+
+
+def test_library_latency_question_sets_by_hand():
+    """Round-robin over the papers, (question, paper) pairs distinct, texts distinct, blank ones dropped."""
+    from eval.bench.library_latency import question_sets
+
+    papers = [("a", ["Q1", "Q2", "Q3"]), ("b", ["Q1", " "]), ("c", ["Q4"])]
+    pairs, texts = question_sets(papers, limit=10)
+    assert pairs == [("Q1", "a"), ("Q1", "b"), ("Q4", "c"), ("Q2", "a"), ("Q3", "a")]
+    assert texts == ["Q1", "Q4", "Q2", "Q3"]
+    assert question_sets(papers, limit=2) == ([("Q1", "a"), ("Q1", "b")], ["Q1", "Q4"])
+    assert question_sets([], limit=5) == ([], [])
+
+
+def test_stall_note_only_when_the_default_pool_is_much_slower():
+    from eval.bench.st_peer import stall_note
+
+    assert stall_note(12.0, 14.0) is None and stall_note(None, 14.0) is None
+    assert "stalled" in stall_note(400.0, 20.0) and "20x" in stall_note(400.0, 20.0)

@@ -359,10 +359,30 @@ def test_bench_library_suite_runs_on_a_tiny_qasper_file(settings, tmp_path):
         "qas": [{"question": "How much weight did the colonies gain?", "question_id": "q-bees", "answers": []}]}
     path = tmp_path / "qasper.json"
     path.write_text(json.dumps(papers))
-    run = run_library_suite(settings, path, 1, lambda message: None, work=tmp_path / "work")
+    from service.server import start_in_thread
+
+    run = run_library_suite(settings, path, 1, lambda message: None, work=tmp_path / "work",
+                            start_service=start_in_thread)
     assert not [s.name for s in run.sections if "error" in s.data]
     lib = run.data("library")
     assert lib["untouched_ids_identical"] and lib["untouched_vectors_identical"] and lib["after_remove_ids_identical"]
     assert lib["add"]["embedded"]["chunks"] == lib["add"]["chunks"] and lib["remove"]["embedded"]["chunks"] == 0
     assert run.data("scratch")["papers"] == 2 and 0 < run.data("ratios")["add_ratio"]
     assert "add one paper to 1" in render(run) and "untouched chunk ids / vectors identical" in render(run)
+    # the latency section: the real service on the library of one, its paper's questions, filtered and not
+    lat = run.data("latency")
+    assert lat["served"]["documents"] == 1
+    from eval.qasper_data import load_qasper
+
+    asked = len(load_qasper(path, 1)[0].questions)  # the library's one paper: the file's first
+    for name in ("filtered", "whole_library"):
+        s = lat[name]
+        assert s["errors"] == 0 and s["post"]["n"] == s["st_encode"]["n"] >= 1
+        assert s["post_1_thread"]["n"] == s["st_encode_1_thread"]["n"] >= 1  # every other question
+        assert s["post"]["n"] + s["post_1_thread"]["n"] == s["server_took"]["n"]
+        assert s["ratio_p50_to_st_encode"] == pytest.approx(s["post"]["median_ms"] / s["st_encode"]["median_ms"],
+                                                            abs=1e-3) and s["ratio_p50_to_st_encode"] > 0
+        assert s["ratio_p50_to_st_encode_1_thread"] == pytest.approx(
+            s["post_1_thread"]["median_ms"] / s["st_encode_1_thread"]["median_ms"], abs=1e-3)
+    assert lat["filtered"]["server_took"]["n"] == asked
+    assert "POST /query, filtered to the question's paper" in render(run)

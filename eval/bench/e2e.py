@@ -1,5 +1,6 @@
 """Section 3: ``POST /query`` over HTTP against the in-process server, one client: distinct questions
-interleaved with bare encodes and in-process searches, cached repeats, the ``/healthz`` floor."""
+interleaved with bare encodes (the product's own question encoder, and the issues' peer: a bare
+sentence-transformers encode on torch) and in-process searches, cached repeats, the ``/healthz`` floor."""
 from __future__ import annotations
 
 import itertools
@@ -8,11 +9,12 @@ import time
 from dataclasses import dataclass, field
 
 from eval.bench.http import RawClient
-from eval.bench.plan import TARGET_E2E_RATIO, Plan
+from eval.bench.plan import TARGET_E2E_RATIO, TARGET_E2E_TO_ST_RATIO, Plan
 from eval.bench.procstats import latency_stats
 from eval.bench.questions import QUESTIONS
 from eval.bench.runner import SectionResult
 from eval.bench.service_start import LiveService, StartService
+from eval.bench.st_peer import StPeer, peer_then_post, question_threads_label, ratio, stall_note
 from eval.bench.tables import fmt, table
 from eval.progress import Log
 from settings import EncoderEngine, RetrievalMode
@@ -41,6 +43,10 @@ class Samples:
     inproc: list = field(default_factory=list)  # Retriever.search in this process
     floor: list = field(default_factory=list)  # GET /healthz
     cached: list = field(default_factory=list)  # POST /query of one repeated question
+    st: list = field(default_factory=list)  # bare sentence-transformers encode (the issues' peer)
+    st_post: list = field(default_factory=list)  # POST /query (socket) of the same question right after it
+    st1: list = field(default_factory=list)  # what-if: that encode on one torch thread
+    st1_post: list = field(default_factory=list)  # POST /query (socket) of the same question right after it
     errors: int = 0
 
 
@@ -55,10 +61,10 @@ def encode_then_post(embedder, raw: RawClient, question: str) -> tuple[float, fl
     return encode_s, time.perf_counter() - t, status, body
 
 
-def _interleaved(service: LiveService, client, raw: RawClient, distinct: Distinct, plan: Plan, s: Samples,
-                 log: Log) -> None:
-    """A bare encode, then the same (never asked) question over HTTP, and now and then an in-process
-    search, so all three see the same machine load at the same time."""
+def _interleaved(service: LiveService, peer: StPeer, client, raw: RawClient, distinct: Distinct, plan: Plan,
+                 s: Samples, log: Log) -> None:
+    """A bare encode, then the same (never asked) question over HTTP; a bare sentence-transformers encode,
+    then its question over HTTP; now and then an in-process search: all see the same machine load."""
     from index import Query
 
     n = plan.e2e_distinct
@@ -75,6 +81,11 @@ def _interleaved(service: LiveService, client, raw: RawClient, distinct: Distinc
         r = client.post("/query", json={"question": distinct(), "k": 5})
         s.httpx.append(time.perf_counter() - t)
         s.errors += r.status_code != 200
+        for single, encodes, posts in ((False, s.st, s.st_post), (True, s.st1, s.st1_post)):
+            st_s, post_s, status, _ = peer_then_post(peer, raw, {"question": distinct(), "k": 5}, single)
+            encodes.append(st_s)
+            posts.append(post_s)
+            s.errors += status != 200
         if i % every == 0:
             q2 = distinct()
             t = time.perf_counter()
@@ -124,8 +135,9 @@ def full_precision_what_if(service: LiveService, serve_settings, start_service: 
     return {"bare": s_bare, "e2e": s_e2e, "ratio": round(s_e2e["median_ms"] / s_bare["median_ms"], 3)}
 
 
-def _summary(s: Samples, encode: dict, fp32: dict | None) -> dict:
-    st = {name: latency_stats(getattr(s, name)) for name in ("raw", "httpx", "took", "cached", "inproc", "bare", "floor")}
+def _summary(s: Samples, encode: dict, fp32: dict | None, peer: dict) -> dict:
+    st = {name: latency_stats(getattr(s, name))
+          for name in ("raw", "httpx", "took", "cached", "inproc", "bare", "floor", "st", "st_post", "st1", "st1_post")}
     bare_median = st["bare"]["median_ms"]
     section2 = encode.get("median_ms")
     return {
@@ -138,6 +150,13 @@ def _summary(s: Samples, encode: dict, fp32: dict | None) -> dict:
         "section1_encode_median_ms": section2,
         "ratio_p50_to_section1_encode": round(st["raw"]["median_ms"] / section2, 3) if section2 else None,
         "what_if_fp32": fp32,
+        "st_encode_interleaved": st["st"], "distinct_after_st_encode": st["st_post"], "st_peer": peer,
+        "st_encode_median_ms": st["st"]["median_ms"],
+        "ratio_p50_to_st_encode": ratio(st["st_post"]["median_ms"], st["st"]["median_ms"]),
+        "ratio_all_p50_to_st_encode": ratio(st["raw"]["median_ms"], st["st"]["median_ms"]),
+        "st_encode_1_thread": st["st1"], "distinct_after_st_encode_1_thread": st["st1_post"],
+        "ratio_p50_to_st_encode_1_thread": ratio(st["st1_post"]["median_ms"], st["st1"]["median_ms"]),
+        "st_stalled": stall_note(st["st"]["median_ms"], st["st1"]["median_ms"]),
     }
 
 
@@ -154,7 +173,11 @@ def _table(d: dict, encode: dict) -> str:
             row("GET /healthz (HTTP + middleware floor)", d["healthz"]),
             row("bare encode, interleaved with the above", d["bare_encode_interleaved"]),
             ["bare encode (section 2)", encode.get("n"), encode.get("median_ms"), encode.get("p95_ms"),
-             encode.get("p99_ms")]]
+             encode.get("p99_ms")],
+            row("bare sentence-transformers encode (torch), interleaved", d["st_encode_interleaved"]),
+            row("POST /query right after each of those (socket client)", d["distinct_after_st_encode"]),
+            row("what-if: bare ST encode on 1 torch thread, interleaved", d["st_encode_1_thread"]),
+            row("  POST /query right after each of those (socket client)", d["distinct_after_st_encode_1_thread"])]
     if fp32:
         rows += [row("what-if fp32 questions (--encoder onnx): POST /query", fp32["e2e"]),
                  row("  bare fp32 encode, interleaved", fp32["bare"])]
@@ -162,7 +185,15 @@ def _table(d: dict, encode: dict) -> str:
              f"{fmt(d['ratio_p50_to_bare_encode'], 2)} (target <= {TARGET_E2E_RATIO}); with the httpx client "
              f"{fmt(d['ratio_httpx_p50_to_bare_encode'], 2)}; against section 2's median: "
              f"{fmt(d['ratio_p50_to_section1_encode'], 2)}",
+             f"ratio p50(POST /query right after an ST encode) / median(bare sentence-transformers encode of the same "
+             f"question) = {fmt(d['ratio_p50_to_st_encode'], 2)} (target <= {TARGET_E2E_TO_ST_RATIO}; with every "
+             f"socket request's p50 {fmt(d['ratio_all_p50_to_st_encode'], 2)}; against the 1-thread ST encode "
+             f"{fmt(d['ratio_p50_to_st_encode_1_thread'], 2)}); threads: sentence-transformers on "
+             f"torch {d['st_peer']['torch_threads']} (torch's default, as the product's torch engine), the service's "
+             f"questions {d['st_peer']['question_encoder']}",
              f"errors: {d['errors']}; k=5, mode hybrid; each distinct question = a report question + ' #<counter>'"]
+    if d["st_stalled"]:
+        notes.append(d["st_stalled"])
     if fp32 and bare_median:
         notes.append(f"what-if: the same server with fp32 questions: ratio {fmt(fp32['ratio'], 2)}; the work around "
                      f"the encode costs about the same, the int8 encode is "
@@ -178,15 +209,18 @@ def run(service: LiveService | None, serve_settings, start_service: StartService
     if service is None:
         raise RuntimeError("no server (section 1 failed)")
     distinct, s = Distinct(), Samples()
+    log("  loading the sentence-transformers peer (torch)")
+    peer = StPeer.load(serve_settings)
     with httpx.Client(base_url=service.url, timeout=60) as client:
         for _ in range(WARM_UP_REQUESTS):  # connection, first requests
             client.post("/query", json={"question": distinct(), "k": 5}).raise_for_status()
         raw = RawClient.to(service.url)
-        _interleaved(service, client, raw, distinct, plan, s, log)
+        _interleaved(service, peer, client, raw, distinct, plan, s, log)
         _floor_and_cached(client, plan, s)
         raw.close()
     fp32 = None
     if service.embedder.backend == EncoderEngine.ONNX_INT8:
         fp32 = full_precision_what_if(service, serve_settings, start_service, distinct, plan, log)
-    data = _summary(s, encode, fp32)
+    data = _summary(s, encode, fp32, {"load_s": round(peer.load_seconds, 2), "torch_threads": peer.threads,
+                                      "question_encoder": question_threads_label(service.embedder)})
     return SectionResult("e2e", data, _table(data, encode))

@@ -13,7 +13,10 @@ The first N+2 QASPER papers are rendered as Markdown (:func:`eval.qasper_data.re
 4. **stability**: the N untouched papers' chunk ids and vectors before and after the add (bit for bit), and on
    a fixed question set (the first question of each of the first ``QUESTIONS`` papers, over the whole library)
    dense top-5 identical among the untouched papers' chunks, raw dense top-5 and hybrid top-5 overlap after
-   the add, and dense top-5 identical after the remove.
+   the add, and dense top-5 identical after the remove;
+5. **latency**: the real service on the library build, ``POST /query`` p50 of its papers' QASPER questions
+   (filtered to their paper, and over the whole library) against a bare sentence-transformers encode of the
+   same question (:mod:`eval.bench.library_latency`; needs a service starter, which the command line passes).
 
 Ratios are from one run, on the same machine and settings. Peak RSS is the process's (the scratch build).
 """
@@ -26,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.bench.library_latency import latency_section
 from eval.bench.procstats import peak_mb
 from eval.bench.runner import BenchRun, Runner, SectionResult
+from eval.bench.service_start import StartService
 from eval.bench.tables import table
 from eval.progress import Log, Progress
 from eval.qasper_data import load_qasper, render_markdown
@@ -54,6 +59,8 @@ class LibraryBench:
             (folder / f"{paper.id}.md").write_text(render_markdown(paper).text)
         self.removed_for_library = chosen[papers].id  # paper N+1: in the scratch build, not in the library
         self.added = self.extra / f"{chosen[papers + 1].id}.md"  # paper N+2: new to the library
+        # The library's papers (1..N) by document key, with all their questions: the latency section's.
+        self.library_questions = [(_key(p.id), [q.question for q in p.questions]) for p in chosen[:papers]]
         # Distinct questions: QASPER papers often share one ("Do they report results only on English data?").
         self.questions = list(dict.fromkeys(p.questions[0].question for p in chosen[:min(papers, QUESTIONS)]
                                             if p.questions))
@@ -208,7 +215,9 @@ def ratios_section(run: BenchRun) -> SectionResult:
 
 
 def run_library_suite(settings, qasper: Path, papers: int, log: Log, progress: Progress | None = None,
-                      work: Path | None = None) -> BenchRun:
+                      work: Path | None = None, start_service: StartService | None = None) -> BenchRun:
+    """``start_service`` (e.g. ``service.server.start_in_thread``) serves the library for the latency section;
+    without it that section fails and says why, the others run."""
     runner = Runner("library", log)
     folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="reportqa-library-bench-"))
     if (folder / "scratch").exists() or (folder / "library").exists():
@@ -219,6 +228,8 @@ def run_library_suite(settings, qasper: Path, papers: int, log: Log, progress: P
         runner.section("scratch", "scratch build", scratch_section, bench)
         runner.section("library", "library add/remove", library_section, bench)
         runner.section("ratios", "ratios", ratios_section, runner.run)
+        runner.section("latency", "library latency", latency_section, bench.settings_for(bench.library_dir),
+                       bench.library_questions, start_service, log)
     finally:
         if not work:
             shutil.rmtree(folder, ignore_errors=True)

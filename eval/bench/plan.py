@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Targets from the brief; checked in the final table.
-TARGET_E2E_RATIO = 1.3
+TARGET_E2E_RATIO = 1.3  # p50 POST /query / the product's own question encode (the older brief's target)
+# Issues 15 and 16: p50 POST /query <= 0.6x a bare sentence-transformers encode of the same question (the
+# plain recipe's cost per question), at the bundled report (service suite) and at 400 papers (library suite).
+TARGET_E2E_TO_ST_RATIO = 0.6
 TARGET_RPS_AT_16 = 200.0
 TARGET_1M_MS = 5.0
 TARGET_1M_RECALL = 0.95

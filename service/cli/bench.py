@@ -105,6 +105,7 @@ def _encoders(args, settings, log):
 
 def _library(args, settings, log):
     from eval.bench.library_suite import render, run_library_suite
+    from service.server import start_in_thread
 
     if not args.qasper:
         raise CliError("--suite library needs --qasper FILE (a QASPER JSON file)", EXIT_USAGE)
@@ -112,7 +113,7 @@ def _library(args, settings, log):
         raise CliError("--papers must be at least 1", EXIT_USAGE)
     try:
         return run_library_suite(settings, Path(args.qasper), args.papers, log, Progress(),
-                                 Path(args.work) if args.work else None), render
+                                 Path(args.work) if args.work else None, start_in_thread), render
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 

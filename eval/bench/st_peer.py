@@ -1,0 +1,97 @@
+"""The peer of the issues' latency target: a bare sentence-transformers encode of the question.
+
+What a user of the plain recipe pays per question: ``SentenceTransformer(<the same local model folder>,
+device="cpu").encode(question)`` on PyTorch, nothing around it. Issue 15 and 16 ask for ``POST /query`` p50
+<= 0.6x this, measured on the same questions at the same time (each encode right before the request of the
+same question, so both see the same machine load).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from eval.bench.http import RawClient
+
+
+@dataclass
+class StPeer:
+    model: object  # sentence_transformers.SentenceTransformer
+    load_seconds: float
+
+    @classmethod
+    def load(cls, settings) -> "StPeer":
+        """The model folder the product serves, loaded offline; torch threads as the product's torch engine
+        sets them (``encoder_threads``, 0 = torch's default), so the peer gets what a torch user gets."""
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if settings.encoder_threads:
+            torch.set_num_threads(settings.encoder_threads)
+        started = time.perf_counter()
+        model = SentenceTransformer(settings.resolved_model_path, device="cpu", local_files_only=True)
+        model.encode("warm up")  # the first call allocates; not what a question costs
+        return cls(model, time.perf_counter() - started)
+
+    @property
+    def threads(self) -> int:
+        import torch
+
+        return torch.get_num_threads()
+
+    def encode_seconds(self, question: str) -> float:
+        started = time.perf_counter()
+        self.model.encode(question)
+        return time.perf_counter() - started
+
+    def single_thread_seconds(self, question: str) -> float:
+        """The same encode on one torch thread (then the thread count is put back). Why: on a machine
+        whose cores other processes use, torch's default pool waits at its barriers for descheduled threads
+        and a short encode takes 10-50x longer, a peer that would flatter the ratio; one thread cannot."""
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.encode_seconds(question)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def peer_then_post(peer: StPeer, raw: RawClient, body: dict, single_thread: bool = False
+                   ) -> tuple[float, float, int, bytes]:
+    """A bare sentence-transformers encode of ``body["question"]`` (on one torch thread if asked), then
+    ``POST /query`` of ``body``: (encode s, request s, status, response body)."""
+    question = body["question"]
+    encode_s = peer.single_thread_seconds(question) if single_thread else peer.encode_seconds(question)
+    started = time.perf_counter()
+    status, answer = raw.post_json("/query", body)
+    return encode_s, time.perf_counter() - started, status, answer
+
+
+def question_threads_label(embedder) -> str:
+    """How many threads the service's question encoder uses, in words (0 = the engine's default)."""
+    threads = getattr(embedder, "threads", 0)
+    engine = getattr(embedder, "backend", "?")
+    if threads:
+        return f"{engine} on {threads} thread(s)"
+    if str(engine).startswith("onnx"):
+        return f"{engine} on ONNX Runtime's default threads (one per physical core; {os.cpu_count()} CPUs here)"
+    return f"{engine} on torch's default threads"
+
+
+STALL_FACTOR = 3.0  # the default-threads encode this many times slower than on one thread: its pool stalled
+
+
+def stall_note(default_ms: float | None, single_ms: float | None) -> str | None:
+    """A warning when torch's default pool stalled (other processes hold the cores): the peer is then slow
+    for a reason a plain recipe on an idle machine does not have, and the ratio against it flatters."""
+    if default_ms and single_ms and default_ms > STALL_FACTOR * single_ms:
+        return (f"the sentence-transformers encode on torch's default threads ({default_ms:.0f} ms) was "
+                f"{default_ms / single_ms:.0f}x slower than on 1 thread ({single_ms:.0f} ms): its thread pool "
+                "stalled on a shared machine, so the ratio against it flatters; read the 1-thread ratio")
+    return None
+
+
+def ratio(numerator_ms: float | None, denominator_ms: float | None) -> float | None:
+    return round(numerator_ms / denominator_ms, 3) if numerator_ms and denominator_ms else None
