@@ -24,6 +24,7 @@ from index import Query, Retriever
 
 VECTOR_FOLDER = "beir-vectors"  # under settings.cache_dir: corpus vectors kept between runs, per dataset
 DEPTH = 100  # hits kept per query (recall@100)
+PEER_ROW = "peer"  # the peer recipe's row in a run's results, beside the product's modes
 
 
 @dataclass
@@ -152,16 +153,42 @@ def beir_retriever(settings, embedder, fields: str = "multifield", vector_store:
     return build
 
 
+def peer_text(document: dict) -> str:
+    """What the common recipe embeds and indexes for one BEIR document: title and body as one text."""
+    return f"{document.get('title', '').strip()} {document['text'].strip()}".strip()
+
+
+def run_peer(data: BeirData, embedder, vector_store: Path | None = None, progress: Progress | None = None) -> dict:
+    """The peer recipe (:mod:`eval.peer`: one unit per document, MiniLM fp32 + bm25s defaults, RRF k=60) on
+    the same queries, scored with the same metrics, so every BEIR number has its peer from the same run."""
+    from eval.peer import build_peer_index, peer_search
+    from eval.qasper import CachingEmbedder
+
+    encoder = CachingEmbedder(embedder.full_precision(), vector_store)  # the peer encodes at full precision
+    index = build_peer_index([(d["_id"], [peer_text(d)]) for d in data.corpus], encoder, 64, progress)
+    run = {}
+    for n, qid in enumerate(data.qrels, 1):
+        question = data.queries[qid]
+        rows = peer_search(index, question, encoder.encode_query(question), k=DEPTH)
+        run[qid] = [index.units[row][0] for row in rows]
+        if progress:
+            progress("beir peer", n, len(data.qrels))
+    return score_beir(run, data.qrels)
+
+
 def default_vector_store(settings, folder: Path) -> Path:
     return Path(settings.cache_dir) / VECTOR_FOLDER / Path(folder).resolve().name
 
 
 def evaluate_beir(folder: Path, settings, embedder, modes: list[str], split: str = "test",
                   fields: str = "multifield", progress: Progress | None = None,
-                  vector_store: Path | None = None) -> BeirRun:
-    """``reportqa eval --beir DIR``: EvalError when ``folder`` is not a BEIR dataset."""
+                  vector_store: Path | None = None, peer: bool = True) -> BeirRun:
+    """``reportqa eval --beir DIR``: the product's modes and (``peer``) the peer recipe in the same run;
+    EvalError when ``folder`` is not a BEIR dataset."""
     if not (folder / "queries.jsonl").is_file():
         raise EvalError(f"{folder} is not a BEIR dataset folder (queries.jsonl missing)")
     started = time.perf_counter()
     results = run_beir(folder, beir_retriever(settings, embedder, fields, vector_store), modes, split, progress)
+    if peer:
+        results[PEER_ROW] = run_peer(load_beir(folder, split), embedder, vector_store, progress)
     return BeirRun(folder.name, split, fields, time.perf_counter() - started, results)

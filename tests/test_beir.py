@@ -143,3 +143,20 @@ def test_the_fit_script_refuses_to_fit_on_test(dataset, capsys):
     with pytest.raises(SystemExit) as exc:
         main([str(dataset), "--split", "test"])
     assert exc.value.code == 2 and "fit on train" in capsys.readouterr().err
+
+
+def test_the_peer_runs_beside_the_product_on_the_same_queries(dataset, settings, embedder, tmp_path):
+    """The peer row (one unit per document, MiniLM fp32 + bm25s, RRF k=60) is scored on the same queries; a query
+    whose words are in one document only finds it first, and the peer's text is title + body."""
+    from eval.beir import PEER_ROW, evaluate_beir, peer_text, run_peer
+
+    assert peer_text(CORPUS[2]) == "Coffee Moderate coffee drinking is not associated with cancer. Tea was not studied."
+    run = evaluate_beir(dataset, settings, embedder, [RetrievalMode.HYBRID], "train", vector_store=tmp_path / "v")
+    assert set(run.results) == {"hybrid", PEER_ROW}
+    assert run.results[PEER_ROW]["n"] == run.results["hybrid"]["n"] == 4
+    assert 0.5 < run.results[PEER_ROW]["ndcg@10"] <= 1.0
+    data = load_beir(dataset, "train")
+    lone = data.__class__(data.corpus, {"q": "Sugary drinks raised the risk of type 2 diabetes"}, {"q": {"d5"}})
+    assert run_peer(lone, embedder)["mrr@10"] == 1.0
+    assert PEER_ROW not in evaluate_beir(dataset, settings, embedder, [RetrievalMode.DENSE], "train",
+                                         vector_store=tmp_path / "v", peer=False).results
