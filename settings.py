@@ -128,7 +128,13 @@ class Settings(BaseSettings):
     ingest_encoder_backend: EncoderEngine = Field(
         EncoderEngine.ONNX, description="Engine that encodes chunks and sentences at ingest; its precision (fp32 "
                                         "or int8) is recorded in the build.")
-    encoder_threads: int = Field(0, ge=0, description="Threads per encode, torch or ONNX Runtime (0 = its default).")
+    encoder_threads: int = Field(0, ge=0, description="Threads per ingest encode (chunks and sentences), torch or "
+                                                      "ONNX Runtime (0 = its default).")
+    # One thread: a question is a few word pieces, too little work to split; waking a second thread per
+    # operator cost more than it saved (int8, ~12 pieces: 2.5 ms on 1 thread vs 3.1 ms on 2 with idle threads
+    # sleeping, measured here), and concurrent requests then each keep a core of their own.
+    question_threads: int = Field(1, ge=0, description="Threads per question encode (service, ask, eval), "
+                                                       "torch or ONNX Runtime (0 = its default).")
     # separate by default: pooled makes an ingest ~2x faster and scored better on the report's eval set, but lost
     # QASPER dev hit@5 0.719 -> 0.623 (first 40 papers), where a sentence means less without its paragraph and
     # the pooled vector follows the chunk's (README, "Encoder backends").
@@ -167,7 +173,7 @@ class Settings(BaseSettings):
     index_mmap: bool = Field(False, description="Memory-map the index files instead of reading them into memory "
                                                 "(always on with several workers: they share one copy).")
     workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the model and maps the index. "
-                                                     "For throughput on N cores: N workers, encoder_threads 1.")
+                                                     "For throughput on N cores: N workers, question_threads 1.")
     api_token: SecretStr | None = Field(None, description="If set, bearer token required on non-health routes.")
     # An upload is one report file plus its multipart envelope; ingest's own per-file limit (max_file_mb)
     # still applies to the file itself.

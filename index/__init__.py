@@ -34,7 +34,8 @@ __all__ = [
 def load_embedder(settings, ingest: bool = False) -> Embedder:
     """The embedder for questions (``encoder_backend``) or, with ``ingest``, for building (``ingest_encoder_backend``)."""
     backend = settings.ingest_encoder_backend if ingest else settings.encoder_backend
-    return Embedder(settings.resolved_model_path, settings.encoder_threads, backend, settings.cache_dir)
+    threads = settings.encoder_threads if ingest else settings.question_threads
+    return Embedder(settings.resolved_model_path, threads, backend, settings.cache_dir)
 
 
 def build_index(settings, result: IngestResult, embedder: Embedder,

@@ -196,3 +196,17 @@ def test_damaged_int8_model_is_quantized_again(settings, onnx_embedder, onnx_int
     assert repaired.encoder.exported is False  # the fp32 export was intact; only the int8 file was redone
     assert export_problem(int8, onnx_int8_embedder.fingerprint) is None
     np.testing.assert_allclose(repaired.encode(QUESTIONS[:3]), onnx_int8_embedder.encode(QUESTIONS[:3]), atol=1e-5)
+
+
+def test_questions_and_passages_get_their_own_thread_counts(settings, onnx_int8_embedder):
+    """A question is encoded on ``question_threads`` (one by default), an ingest's passages on
+    ``encoder_threads``; both reach ONNX Runtime's session, and one thread gives the same vector."""
+    from index import load_embedder
+
+    question = load_embedder(settings.model_copy(update={"question_threads": 1, "encoder_threads": 2}))
+    passages = load_embedder(settings.model_copy(update={"question_threads": 1, "encoder_threads": 2}), ingest=True)
+    assert question.threads == 1 and passages.threads == 2
+    assert question.encoder.session.get_session_options().intra_op_num_threads == 1
+    assert passages.encoder.session.get_session_options().intra_op_num_threads == 2
+    for text in QUESTIONS[:4]:
+        assert float(question.encode_query(text) @ onnx_int8_embedder.encode_query(text)) > 0.9999

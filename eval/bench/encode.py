@@ -44,7 +44,7 @@ def run(embedder, settings, plan: Plan, log: Log) -> SectionResult:
     cpus = os.cpu_count() or 1
     ceiling = cpus * 1000 / cpu_ms if cpu_ms else None
     data = {"questions": len(QUESTIONS), "repeats": plan.encode_repeats, "backend": embedder.backend,
-            "threads": settings.encoder_threads, **st, "cpu_ms_per_question": round(cpu_ms, 2),
+            "threads": settings.question_threads, **st, "cpu_ms_per_question": round(cpu_ms, 2),
             "batch16_per_question": b16, "requests_per_s_ceiling": round(ceiling, 1) if ceiling else None}
     rows = [
         [f"encode_query, {embedder.backend} (product)", st["n"], st["median_ms"], st["p95_ms"], st["p99_ms"],

@@ -180,7 +180,7 @@ def server_process(settings, workers: int, threads: int):
     """`reportqa serve` on ``settings``' index in a child process; yields its port once every worker is ready."""
     port = free_port()
     env = {**os.environ, **settings.to_environment(), "REPORTQA_PORT": str(port),
-           "REPORTQA_WORKERS": str(workers), "REPORTQA_ENCODER_THREADS": str(threads)}
+           "REPORTQA_WORKERS": str(workers), "REPORTQA_QUESTION_THREADS": str(threads)}
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--log-level", "info"], env=env,
                             cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, text=True)

@@ -26,7 +26,7 @@ def load_level(port: int, clients: int, first_question: int, plan: Plan) -> dict
 def run(serve_settings, settings, plan: Plan, log: Log) -> SectionResult:
     if serve_settings is None:
         raise RuntimeError("no index to serve (section 1 failed)")
-    configs = [("1 worker (default)", 1, settings.encoder_threads)]
+    configs = [("1 worker (default)", 1, settings.question_threads)]
     if not plan.quick:
         configs.append(("2 workers x 1 thread", 2, 1))
     first_question = FIRST_QUESTION

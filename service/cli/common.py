@@ -51,7 +51,7 @@ FLAG_SETTINGS = (("index", "index_dir"), ("model", "model_path"), ("host", "host
                  ("chunk_tokens", "chunk_tokens"), ("overlap", "chunk_overlap_tokens"),
                  ("embed_context", "embed_context"),
                  ("backend", "backend"), ("milvus_uri", "milvus_uri"), ("milvus_collection", "milvus_collection"),
-                 ("workers", "workers"), ("threads", "encoder_threads"))
+                 ("workers", "workers"), ("threads", "question_threads"))
 
 
 def settings_from(args):

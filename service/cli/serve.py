@@ -16,7 +16,7 @@ def register(add) -> None:
     p.add_argument("--allow-remote", action="store_true", help="allow binding an address other than loopback")
     p.add_argument("--workers", type=int, help="server processes (default 1); with N cores, N workers and "
                    "--threads 1 give the most requests/s")
-    p.add_argument("--threads", type=int, help="threads per encode (default: the engine's own, 2 here)")
+    p.add_argument("--threads", type=int, help="threads per question encode (default 1)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
 
 
