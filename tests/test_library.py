@@ -386,3 +386,11 @@ def test_bench_library_suite_runs_on_a_tiny_qasper_file(settings, tmp_path):
             s["post_1_thread"]["median_ms"] / s["st_encode_1_thread"]["median_ms"], abs=1e-3)
     assert lat["filtered"]["server_took"]["n"] == asked
     assert "POST /query, filtered to the question's paper" in render(run)
+    # --latency-only: the same library served again, no build; refused where no library run finished
+    again = run_library_suite(settings, path, 1, lambda message: None, work=tmp_path / "work",
+                              start_service=start_in_thread, latency_only=True)
+    assert [s.name for s in again.sections] == ["latency"] and "error" not in again.data("latency")
+    assert again.data("latency")["filtered"]["server_took"]["n"] == asked
+    with pytest.raises(ValueError, match="no finished library"):
+        run_library_suite(settings, path, 1, lambda message: None, work=tmp_path / "empty",
+                          start_service=start_in_thread, latency_only=True)

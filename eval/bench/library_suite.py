@@ -215,11 +215,21 @@ def ratios_section(run: BenchRun) -> SectionResult:
 
 
 def run_library_suite(settings, qasper: Path, papers: int, log: Log, progress: Progress | None = None,
-                      work: Path | None = None, start_service: StartService | None = None) -> BenchRun:
+                      work: Path | None = None, start_service: StartService | None = None,
+                      latency_only: bool = False) -> BenchRun:
     """``start_service`` (e.g. ``service.server.start_in_thread``) serves the library for the latency section;
-    without it that section fails and says why, the others run."""
+    without it that section fails and says why, the others run. ``latency_only``: serve the library an
+    earlier run of the same ``qasper`` and ``papers`` left in ``work`` (a latency change needs no new build)."""
     runner = Runner("library", log)
     folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="reportqa-library-bench-"))
+    if latency_only:
+        if not (folder / "library" / "CURRENT").is_file():
+            raise ValueError(f"{folder} holds no finished library benchmark; run the suite without --latency-only")
+        bench = LibraryBench(qasper, papers, folder, settings, log, progress)
+        runner.run.meta = {"papers": papers, "work": str(folder), "latency_only": True}
+        runner.section("latency", "library latency", latency_section, bench.settings_for(bench.library_dir),
+                       bench.library_questions, start_service, log)
+        return runner.run
     if (folder / "scratch").exists() or (folder / "library").exists():
         raise ValueError(f"{folder} already holds a library benchmark; give an empty --work folder")
     try:

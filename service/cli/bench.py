@@ -50,6 +50,8 @@ def register(add) -> None:
     g = p.add_argument_group("library suite")
     g.add_argument("--qasper", metavar="FILE", help="QASPER JSON (e.g. ../shared/benchmarks/qasper/qasper-dev-v0.3.json)")
     g.add_argument("--papers", type=int, default=400, help="papers in the library (default 400; N+2 are read)")
+    g.add_argument("--latency-only", action="store_true",
+                   help="only the latency section, on the library an earlier run left in --work (same --papers)")
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -112,8 +114,11 @@ def _library(args, settings, log):
     if args.papers < 1:
         raise CliError("--papers must be at least 1", EXIT_USAGE)
     try:
+        if args.latency_only and not args.work:
+            raise CliError("--latency-only needs --work DIR (the folder of an earlier library run)", EXIT_USAGE)
         return run_library_suite(settings, Path(args.qasper), args.papers, log, Progress(),
-                                 Path(args.work) if args.work else None, start_in_thread), render
+                                 Path(args.work) if args.work else None, start_in_thread,
+                                 latency_only=args.latency_only), render
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 
