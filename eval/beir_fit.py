@@ -26,7 +26,6 @@ import numpy as np
 from eval.beir import beir_retriever, default_vector_store, load_beir
 from eval.metrics import dedupe, ndcg_at
 from index import Query
-from index.analysis import expand_acronyms
 from index.fusion import fused_order
 from settings import RetrievalMode
 
@@ -68,7 +67,7 @@ class Lists:
 
 def query_lists(retriever, question: str, depth: int, query_vector: np.ndarray | None = None):
     """One query's (dense, bm25, best-sentence) lists exactly as :meth:`Retriever.search` computes them."""
-    expanded = expand_acronyms(question, retriever.index.acronyms)
+    expanded = retriever.acronyms.expand(question)
     if query_vector is None:
         query_vector = retriever.encode(expanded)
     ranking = retriever.index.backend.rank(expanded, query_vector, retriever.chunk_filter(Query(question)), depth)
@@ -83,7 +82,7 @@ def collect(retriever, data, depths=DEPTHS, progress=None) -> dict[int, Lists]:
     qids = list(data.qrels)
     for n, qid in enumerate(qids, 1):
         question = data.queries[qid]
-        vector = retriever.encode(expand_acronyms(question, retriever.index.acronyms))
+        vector = retriever.encode(retriever.acronyms.expand(question))
         for depth in depths:
             dense, bm25, best = query_lists(retriever, question, depth, vector)
             ids = sorted(dense.keys() | bm25.keys())

