@@ -210,16 +210,16 @@ class FaissBackend(SearchBackend):
 
     def search_lexical(self, question: str, where: ChunkFilter, depth: int) -> tuple[Ranks, np.ndarray]:
         bm25_all = self.lexical.scores(question)
-        candidates = bm25_all
-        if where.allowed is not None:
-            candidates = np.full_like(bm25_all, -1.0)
-            candidates[where.allowed] = bm25_all[where.allowed]
+        # Only the allowed chunks are ranked (a paper's few dozen, not the library's every chunk).
+        positions = np.arange(len(bm25_all)) if where.allowed is None else np.asarray(where.allowed, dtype=np.int64)
+        candidates = bm25_all[positions]
         if len(candidates) > depth:
-            top = np.argpartition(-candidates, depth - 1)[:depth]
+            keep = np.argpartition(-candidates, depth - 1)[:depth]
         else:
-            top = np.arange(len(candidates))
-        top = top[np.argsort(-candidates[top], kind="stable")]
-        return {int(i): (r, float(bm25_all[i])) for r, i in enumerate(top, 1) if candidates[i] > 0}, bm25_all
+            keep = np.arange(len(candidates))
+        keep = keep[np.lexsort((positions[keep], -candidates[keep]))]  # ties: the earlier chunk first
+        return {int(positions[j]): (r, float(candidates[j])) for r, j in enumerate(keep, 1) if candidates[j] > 0}, \
+            bm25_all
 
     def dense_score(self, position: int, query_vector: np.ndarray) -> float | None:
         if self.dense.kind != "flat":
