@@ -24,12 +24,33 @@ from index.backends.base import (HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, B
 from ingest import Chunk
 
 SQ_TRAIN_SAMPLE = 50_000  # vectors used to fit the 8-bit quantiser's ranges
+# A float16 scan keeps the best k + max(k, RESCORE_MARGIN) for the exact rescoring: a true top-k vector would
+# have to fall behind that many others by float16 rounding (|error| < 5e-4 for unit vectors) to be lost.
+RESCORE_MARGIN = 32
+GATHER_MAX = 4096  # a filter this small is scored row by row (no scan of the whole index)
 
 
 class DenseIndex:
-    def __init__(self, index: faiss.Index, kind: str):
+    """A FAISS index; for the exact (flat) kind also a view of its float32 vectors, so a small filter is
+    scored directly and, from ``fp16_scan_min`` vectors, a float16 copy is scanned first and its best
+    candidates rescored exactly: the same top k as the flat scan at half its memory traffic (the scan of
+    22k x 384 float32 vectors is memory-bound: 1.7 ms against 1.0 ms for float16, measured here)."""
+
+    def __init__(self, index: faiss.Index, kind: str, fp16_scan_min: int = 0):
         self.index = index
         self.kind = kind
+        self._exact = self._coarse = None
+        if kind == "flat" and self.size:
+            self._exact = faiss.rev_swig_ptr(index.get_xb(), self.size * self.dimension).reshape(
+                self.size, self.dimension)  # a view: the index owns the memory
+            if fp16_scan_min and self.size >= fp16_scan_min:
+                self._coarse = faiss.IndexScalarQuantizer(self.dimension, faiss.ScalarQuantizer.QT_fp16,
+                                                          faiss.METRIC_INNER_PRODUCT)
+                self._coarse.add(self._exact)
+
+    @property
+    def scans_fp16(self) -> bool:
+        return self._coarse is not None
 
     @classmethod
     def build(cls, vectors: np.ndarray, exact_search_max: int) -> "DenseIndex":
@@ -57,6 +78,15 @@ class DenseIndex:
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the ``k`` nearest vectors, optionally only among ``allowed`` ids."""
         k = max(1, min(k, self.size))
+        if self._exact is not None and allowed is not None and len(allowed) <= GATHER_MAX:
+            return self._rescored(np.asarray(allowed, dtype=np.int64), query, k)
+        if self._coarse is not None:
+            params = None if allowed is None else faiss.SearchParameters(
+                sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+            wanted = min(self.size, k + max(k, RESCORE_MARGIN))
+            _, ids = self._coarse.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), wanted,
+                                         params=params)
+            return self._rescored(ids[0][ids[0] >= 0], query, k)
         params = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
@@ -68,15 +98,21 @@ class DenseIndex:
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
+    def _rescored(self, ids: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` of ``ids`` by their exact float32 cosine; ties: the lower id first."""
+        scores = self._exact[ids] @ np.asarray(query, dtype=np.float32).reshape(-1)
+        order = np.lexsort((ids, -scores))[:k]
+        return scores[order], ids[order]
+
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path, kind: str, mmap: bool = False) -> "DenseIndex":
+    def load(cls, path: Path, kind: str, mmap: bool = False, fp16_scan_min: int = 0) -> "DenseIndex":
         # IO_FLAG_MMAP is ignored for flat/HNSW storage (the whole file is read into RAM); the
         # "in-place" variant really maps it.
         flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
-        return cls(faiss.read_index(str(path), flags), kind)
+        return cls(faiss.read_index(str(path), flags), kind, fp16_scan_min)
 
 
 class LexicalIndex:
@@ -150,6 +186,7 @@ class FieldedLexicalIndex:
 @dataclass(frozen=True)
 class FaissOptions:
     mmap: bool = False
+    fp16_scan_min: int = 0  # see DenseIndex (settings.fp16_scan_min)
 
 
 class FaissBackend(SearchBackend):
@@ -164,7 +201,7 @@ class FaissBackend(SearchBackend):
     # ------------------------------------------------------------------ building, opening
     @classmethod
     def options(cls, settings, for_loading: bool = False, mmap: bool = False) -> FaissOptions:
-        return FaissOptions(mmap=mmap)
+        return FaissOptions(mmap=mmap, fp16_scan_min=settings.fp16_scan_min)
 
     @classmethod
     def write(cls, work: Path, data: BuildInput, options=None) -> BackendBuild:
@@ -180,7 +217,8 @@ class FaissBackend(SearchBackend):
     def open(cls, build_dir: Path, index_dir: Path, manifest: dict, chunks: list[Chunk], options=None,
              mmap: bool = False) -> "FaissBackend":
         mmap = mmap or bool(options and options.mmap)
-        return cls(DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap),
+        return cls(DenseIndex.load(build_dir / "dense.faiss", manifest["dense"]["kind"], mmap=mmap,
+                                   fp16_scan_min=options.fp16_scan_min if options else 0),
                    LexicalIndex.load(build_dir / "bm25", mmap=mmap))
 
     @classmethod
