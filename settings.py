@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(0.9, gt=0.0)
     bm25_b: float = Field(0.4, ge=0.0, le=1.0)
     exact_search_max: int = Field(50_000, ge=0, description="Above this many chunks, FAISS uses HNSW (8-bit).")
+    sentence_float32_max_mb: float = Field(256.0, ge=0.0, description="Sentence vectors are kept as float32 in "
+                                           "memory up to this size per server worker (faster to score than the "
+                                           "stored float16); above it, each question casts the rows it reads.")
     fp16_scan_min: int = Field(10_000, ge=0, description="From this many chunks, an exact FAISS index is scanned "
                                                          "through float16 copies and its best rescored in float32: "
                                                          "the same results, half the memory traffic (0 = off).")

@@ -63,7 +63,8 @@ def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = No
     """A retriever over ``loaded`` (default: the current build)."""
     loaded = loaded or load_current_index(settings)
     weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k, settings.weight_sentence)
-    return Retriever(loaded, embedder, weights, settings.candidates, load_answerability())
+    return Retriever(loaded, embedder, weights, settings.candidates, load_answerability(),
+                     settings.sentence_float32_max_mb)
 
 
 def load_answerability() -> AnswerabilityModel:

@@ -22,7 +22,7 @@ from index.embed import Embedder
 from index.fusion import FusionWeights, fused_order, ranks_of, weighted_rrf
 from index.store import LoadedIndex
 from ingest import Chunk
-from settings import RetrievalMode
+from settings import RetrievalMode, Settings
 
 MODES: tuple[RetrievalMode, ...] = tuple(RetrievalMode)
 EVIDENCE_CHUNKS = 5  # best fused chunks whose sentences the no-answer signal reads
@@ -81,12 +81,13 @@ class UnknownSection(ValueError):
     pass
 
 
-SENTENCE_FLOAT32_MAX_BYTES = 64 << 20  # per retriever; above this, sentence vectors stay float16 (or mapped)
+SENTENCE_FLOAT32_MAX_MB = Settings.model_fields["sentence_float32_max_mb"].default
 
 
 class Retriever:
     def __init__(self, index: LoadedIndex, embedder: Embedder | None, weights: FusionWeights,
-                 candidates: int = 50, answerability: AnswerabilityModel = DEFAULT_ANSWERABILITY):
+                 candidates: int = 50, answerability: AnswerabilityModel = DEFAULT_ANSWERABILITY,
+                 sentence_float32_max_mb: float = SENTENCE_FLOAT32_MAX_MB):
         self.index = index
         self.embedder = embedder
         self.weights = weights
@@ -105,12 +106,13 @@ class Retriever:
         self._editions = editions_by_key(index.documents)
         self._base = self._current_editions()
         self.acronyms = AcronymTable(index.acronyms)
-        # Sentence vectors are stored as float16; numpy's float16 -> float32 cast of the gathered rows cost
-        # more than the whole matrix product (0.31 vs 0.09 ms per question here), so a retriever keeps a
-        # float32 copy up to a size (also of a memory-mapped index: a report's copy is ~0.4 MiB per worker).
-        # Above it, the rows a question gathers are cast.
+        # Sentence vectors are stored as float16; numpy's float16 -> float32 cast of the gathered rows costs
+        # more than the whole matrix product (0.33 of 0.42 ms for a whole-library question's 340 rows here),
+        # so a retriever keeps a float32 copy up to a size (also of a memory-mapped index: 115 MB at 400
+        # QASPER papers, 0.4 MiB for the bundled report, per worker). Above it, the rows a question gathers
+        # are cast.
         vectors = index.sentence_vectors
-        small = vectors.nbytes * 2 <= SENTENCE_FLOAT32_MAX_BYTES
+        small = vectors.size * 4 <= sentence_float32_max_mb * 2**20
         self._sentences = np.array(vectors, dtype=np.float32) if small else vectors
 
     def close(self) -> None:
