@@ -105,7 +105,8 @@ class Retriever:
         self._section_order = sorted(self._by_section)
         self._editions = editions_by_key(index.documents)
         self._base = self._current_editions()
-        self.acronyms = AcronymTable(index.acronyms)
+        self.acronyms = AcronymTable(index.acronyms)  # the library's; a question about one document uses its own
+        self._document_tables: dict[str, AcronymTable] = {}
         # Sentence vectors are stored as float16; numpy's float16 -> float32 cast of the gathered rows costs
         # more than the whole matrix product (0.33 of 0.42 ms for a whole-library question's 340 rows here),
         # so a retriever keeps a float32 copy up to a size (also of a memory-mapped index: 115 MB at 400
@@ -161,6 +162,17 @@ class Retriever:
             runs.append(self._by_section[section])
         return np.sort(np.concatenate(runs)) if runs else np.empty(0, dtype=np.int64)
 
+    def _acronyms_for(self, where: ChunkFilter) -> tuple[dict[str, str], AcronymTable]:
+        """The acronyms a question may be expanded with: its document's own when the query names one
+        (another paper's "LM" is not this one's), else the library's."""
+        own = self.index.document_acronyms.get(where.document) if where.document else None
+        if own is None:
+            return self.index.acronyms, self.acronyms
+        table = self._document_tables.get(where.document)
+        if table is None:  # built on first use: most documents of a large library are never asked alone
+            table = self._document_tables[where.document] = AcronymTable(own)
+        return own, table
+
     # --------------------------------------------------------------- search
     def encode(self, text: str) -> np.ndarray:
         """The question's vector; the service swaps in a micro-batching encoder (index.batching)."""
@@ -173,8 +185,9 @@ class Retriever:
     def search(self, query: Query, query_vector: np.ndarray | None = None) -> SearchResult:
         if query.mode not in MODES:
             raise ValueError(f"unknown mode {query.mode!r}; use one of {', '.join(MODES)}")
-        expanded = self.acronyms.expand(query.question)
         where = self.chunk_filter(query)
+        acronyms, table = self._acronyms_for(where)
+        expanded = table.expand(query.question)
         depth = max(self.candidates, query.k * (4 if query.group_by_section else 1))
         if query_vector is None:
             # Encoded in every mode: the no-answer signal needs both retrievers' views.
@@ -225,7 +238,8 @@ class Retriever:
         judge = self.judge_weights
         hybrid = fused if query.mode == RetrievalMode.HYBRID and query.section is None and judge == self.weights \
             else self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best, judge)
-        features, check = self._features(query.question, expanded, dense_rank, bm25_rank, hybrid, best, judge)
+        features, check = self._features(query.question, expanded, dense_rank, bm25_rank, hybrid, best, judge,
+                                        acronyms)
         confidence = self.answerability.probability(features)
         answerable = confidence >= self.answerability.threshold
         reasons = () if answerable else tuple(check.reasons()) or (FAR_FROM_QUESTION,)
@@ -311,7 +325,8 @@ class Retriever:
         return frozenset().union(*self._sentence_terms(i))
 
     def _features(self, question: str, expanded: str, dense_rank: dict, bm25_rank: dict, hybrid: dict[int, float],
-                  best: dict[int, tuple[float, int]], fusion: FusionWeights) -> tuple[dict[str, float], ConstraintCheck]:
+                  best: dict[int, tuple[float, int]], fusion: FusionWeights,
+                  acronyms: dict[str, str]) -> tuple[dict[str, float], ConstraintCheck]:
         top = sorted(hybrid, key=lambda i: (-hybrid[i], i))[:EVIDENCE_CHUNKS]
         scored = [i for i in top if i in best]
         best_text, best_score = "", 0.0
@@ -324,7 +339,7 @@ class Retriever:
         known, total = self.index.backend.known_terms(question)  # as asked, before acronym expansion
         check = check_constraints(question, frozenset().union(*(self._chunk_terms(i) for i in evidence)),
                                   " ".join(self.index.chunks[i].text for i in evidence).lower(), best_text,
-                                  self.index.acronyms)
+                                  acronyms)
         features = {
             **shape_features(dense_rank, bm25_rank, hybrid, best, best_score, fusion.top_score()),
             "missing_terms": float(total - known) / (total or 1),

@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -260,8 +260,32 @@ def _write_records(work: Path, result: IngestResult) -> list[dict]:
         meta["sections"] = sum(1 for s in result.sections if s.document_id == doc.id)
         docs.append(meta)
     write_json(work / "documents.json", docs)
-    write_json(work / "acronyms.json", find_acronyms([c.text for c in result.chunks]))
+    write_json(work / "acronyms.json", {"documents": _acronyms_by_document(result)})
     return docs
+
+
+def _acronyms_by_document(result: IngestResult) -> dict[str, dict[str, str]]:
+    """Each document's own definitions: a question asked of one paper is expanded with that paper's
+    acronyms only ("LM" may be a language model in one paper and a Levenberg-Marquardt step in another)."""
+    texts: dict[str, list[str]] = {doc.id: [] for doc in result.documents}
+    for chunk in result.chunks:
+        texts.setdefault(chunk.document_id, []).append(chunk.text)
+    return {doc_id: find_acronyms(doc_texts) for doc_id, doc_texts in texts.items()}
+
+
+def _read_acronyms(build_dir: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """(the library's table, each document's table). The library's is every document's merged in order,
+    the first definition of an acronym winning, as one scan of all chunks gave it; a build from before
+    per-document tables holds the library's only."""
+    stored = json.loads((build_dir / "acronyms.json").read_text())
+    if "documents" not in stored:  # an acronym starts with a capital, so this key is never one
+        return stored, {}
+    by_document = stored["documents"]
+    library: dict[str, str] = {}
+    for table in by_document.values():
+        for acronym, expansion in table.items():
+            library.setdefault(acronym, expansion)
+    return library, by_document
 
 
 def _prune_builds(index_dir: Path, keep: str) -> None:
@@ -284,7 +308,8 @@ class LoadedIndex:
     backend: SearchBackend
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # chunk i's sentences are rows [offsets[i], offsets[i+1])
-    acronyms: dict[str, str]
+    acronyms: dict[str, str]  # the whole library's
+    document_acronyms: dict[str, dict[str, str]] = field(default_factory=dict)  # by document id
 
     def close(self) -> None:
         """Close the backend (a Milvus client's share, search threads); the files need no closing."""
@@ -313,7 +338,7 @@ def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSetti
         backend = backend_class(name).open(build_dir, index_dir, manifest, chunks,
                                            options_for(name) if options_for else None, mmap=mmap)
         sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
-        acronyms = json.loads((build_dir / "acronyms.json").read_text())
+        acronyms, document_acronyms = _read_acronyms(build_dir)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexUnavailable(f"index in {build_dir.name} cannot be read ({type(exc).__name__}): re-run `reportqa ingest`") from None
     try:
@@ -326,7 +351,8 @@ def load_index(index_dir: Path, model_fingerprint: str | None, build: BuildSetti
     if offsets[-1] != len(sentence_vectors):
         backend.close()
         raise IndexUnavailable("sentence vectors do not match the chunks: re-run `reportqa ingest`")
-    return LoadedIndex(build_dir, manifest, chunks, sections, documents, backend, sentence_vectors, offsets, acronyms)
+    return LoadedIndex(build_dir, manifest, chunks, sections, documents, backend, sentence_vectors, offsets, acronyms,
+                       document_acronyms)
 
 
 def read_records(build_dir: Path) -> tuple[dict[str, Document], list[Section], list[Chunk]]:

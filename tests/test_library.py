@@ -128,6 +128,52 @@ def test_library_errors(lib_settings, passage_embedder, tmp_path):
         library.diff("cyberspace-community-decade-review")
 
 
+def test_a_question_about_one_document_uses_its_own_acronyms(lib_settings, passage_embedder, embedder, tmp_path):
+    folder = tmp_path / "acronyms"
+    folder.mkdir()
+    (folder / "quay-note.md").write_text("# Quay Note\n\n## 1 Cranes\n\nThe Quay Rotation Method (QRM) "
+                                         "assigns cranes to ships by berth.\n")
+    (folder / "engine-note.md").write_text("# Engine Note\n\n## 1 Noise\n\nThe Quiet Running Mode (QRM) "
+                                           "halves engine noise in port.\n")
+    Library(lib_settings, embedder=passage_embedder).add(sorted(folder.iterdir()))
+    loaded = load_current_index(lib_settings)
+    assert {loaded.documents[d].title: t for d, t in loaded.document_acronyms.items()
+            if "QRM" in t} == {"Quay Note": {"QRM": "Quay Rotation Method"},
+                               "Engine Note": {"QRM": "Quiet Running Mode"}}
+    retriever = open_retriever(lib_settings, embedder, loaded)
+    try:
+        def asked(**where) -> str:
+            return retriever.search(Query("What does QRM change?", 3, **where)).expanded_question
+
+        assert asked(document="engine-note") == "What does QRM change? (Quiet Running Mode)"
+        assert asked(document="quay-note") == "What does QRM change? (Quay Rotation Method)"
+        assert asked(document="cyberspace-community-decade-review") == "What does QRM change?"  # not its acronym
+        library_wide = asked()  # the whole library: the first definition in document order
+        assert library_wide in {"What does QRM change? (Quiet Running Mode)",
+                                "What does QRM change? (Quay Rotation Method)"}
+        assert retriever.index.acronyms["QRM"] in library_wide
+        # The report's own acronyms still expand a question asked of it alone.
+        report = loaded.document_acronyms[next(d for d in loaded.documents if "QRM" not in
+                                               loaded.document_acronyms.get(d, {}))]
+        acronym, expansion = next(iter(report.items()))
+        assert expansion in retriever.search(Query(f"What is {acronym}?", 3,
+                                                   document="cyberspace-community-decade-review")).expanded_question
+    finally:
+        retriever.close()
+
+
+def test_a_build_from_before_per_document_acronyms_still_loads(lib_settings):
+    build = current_build(lib_settings.index_dir)
+    stored = json.loads((build / "acronyms.json").read_text())
+    library_table = {a: e for table in stored["documents"].values() for a, e in table.items()}
+    (build / "acronyms.json").write_text(json.dumps(library_table))  # the old shape: one flat table
+    loaded = load_index(Path(lib_settings.index_dir), None, None, verify=False)  # its checksum changed
+    try:
+        assert loaded.acronyms == library_table and loaded.document_acronyms == {}
+    finally:
+        loaded.close()
+
+
 def words(text: str) -> list[str]:
     return re.findall(r"\w+", text)
 
