@@ -132,8 +132,10 @@ def test_quick_service_suite(settings, built_index, ingested, tmp_path):
     assert e2e["distinct"]["n"] == e2e["distinct_httpx"]["n"] == e2e["server_took"]["n"] == plan.e2e_distinct
     assert e2e["inprocess_search"]["n"] == plan.inproc_searches
     assert e2e["cached_repeat"]["n"] == e2e["healthz"]["n"] == plan.e2e_cached
-    # the issues' peer: a bare sentence-transformers encode right before each of its own requests
+    # the issues' peer: a bare sentence-transformers encode before each of its own requests, then the wait
+    # for this process's threads to stop spinning (both peers' encodes: twice per distinct question)
     assert e2e["st_encode_interleaved"]["n"] == e2e["distinct_after_st_encode"]["n"] == plan.e2e_distinct
+    assert e2e["quiet_wait_after_st_encode"]["n"] == 2 * plan.e2e_distinct
     assert e2e["st_peer"]["torch_threads"] >= 1 and e2e["st_peer"]["load_s"] > 0
     assert e2e["ratio_p50_to_st_encode"] == pytest.approx(
         e2e["distinct_after_st_encode"]["median_ms"] / e2e["st_encode_interleaved"]["median_ms"], abs=1e-3)
@@ -180,3 +182,30 @@ def test_stall_note_only_when_the_default_pool_is_much_slower():
 
     assert stall_note(12.0, 14.0) is None and stall_note(None, 14.0) is None
     assert "stalled" in stall_note(400.0, 20.0) and "20x" in stall_note(400.0, 20.0)
+
+
+def test_wait_until_quiet_waits_out_a_spinning_thread_and_no_longer():
+    """Idle: a few looks and back. A thread burning CPU: the wait ends only after it stops, and soon
+    after. A thread that never stops: the wait gives up at ``max_s``."""
+    import threading
+    import time
+
+    from eval.bench.st_peer import QUIET_STEP_S, QUIET_STEPS, wait_until_quiet
+
+    assert QUIET_STEPS * QUIET_STEP_S <= wait_until_quiet() < 0.15
+
+    def spin(seconds: float) -> threading.Thread:
+        until = time.perf_counter() + seconds
+        thread = threading.Thread(target=lambda: [None for _ in iter(lambda: time.perf_counter() < until, False)])
+        thread.start()
+        return thread
+
+    thread = spin(0.08)
+    waited = wait_until_quiet(max_s=1.0)
+    thread.join()
+    assert 0.07 <= waited < 0.5
+
+    thread = spin(0.5)
+    capped = wait_until_quiet(max_s=0.05)
+    thread.join()
+    assert 0.05 <= capped < 0.3

@@ -8,7 +8,8 @@ papers (every paper's first question, then every second one, ...), up to ``LATEN
 * **filtered**: each question restricted to its own paper (the ``document`` field, the paper's key);
 * **whole library**: the distinct question texts, unfiltered.
 
-Each request follows a bare sentence-transformers encode of its question: on torch's default threads (the
+Each request follows a bare sentence-transformers encode of its question (and the wait for its threads to
+stop spinning, ``st_peer.wait_until_quiet``): on torch's default threads (the
 target's peer) for every other question, on one torch thread for the rest (a what-if that a loaded machine
 cannot slow the way it slows torch's thread pool); the two sets alternate, so every sample sees the same load. None of the questions was asked of this server before (its answer
 cache cannot help): pairs in the filtered set and texts in the unfiltered set are distinct.
@@ -41,24 +42,27 @@ class LatencySet:
     post1: list = field(default_factory=list)  # POST /query seconds, after a one-thread encode
     st1: list = field(default_factory=list)  # that encode
     took: list = field(default_factory=list)  # the server's took_ms of all requests, in seconds
+    quiet: list = field(default_factory=list)  # the waits for this process's threads to go quiet before each
     errors: int = 0
     first_error: str = ""
 
     def add(self, peer: StPeer, raw: RawClient, body: dict) -> None:
         single = len(self.post) > len(self.post1)
-        st_s, post_s, status, answer = peer_then_post(peer, raw, body, single)
-        (self.st1 if single else self.st).append(st_s)
-        (self.post1 if single else self.post).append(post_s)
-        if status == 200:
-            self.took.append(json.loads(answer)["took_ms"] / 1000)
+        pair = peer_then_post(peer, raw, body, single)
+        (self.st1 if single else self.st).append(pair.encode_s)
+        (self.post1 if single else self.post).append(pair.post_s)
+        self.quiet.append(pair.quiet_s)
+        if pair.status == 200:
+            self.took.append(json.loads(pair.body)["took_ms"] / 1000)
         else:
             self.errors += 1
-            self.first_error = self.first_error or f"HTTP {status}: {answer[:200]!r}"
+            self.first_error = self.first_error or f"HTTP {pair.status}: {pair.body[:200]!r}"
 
     def summary(self) -> dict:
         post, st, post1, st1 = (latency_stats(x) for x in (self.post, self.st, self.post1, self.st1))
         value = ratio(post.get("median_ms"), st.get("median_ms"))
         return {"post": post, "st_encode": st, "server_took": latency_stats(self.took), "ratio_p50_to_st_encode": value,
+                "quiet_wait": latency_stats(self.quiet),
                 "post_1_thread": post1, "st_encode_1_thread": st1,
                 "ratio_p50_to_st_encode_1_thread": ratio(post1.get("median_ms"), st1.get("median_ms")),
                 "st_stalled": stall_note(st.get("median_ms"), st1.get("median_ms")),
@@ -79,7 +83,7 @@ def question_sets(papers: list[tuple[str, list[str]]], limit: int) -> tuple[list
 
 def measure(peer: StPeer, url: str, pairs: list[tuple[str, str]], texts: list[str], log) -> tuple[LatencySet,
                                                                                                   LatencySet]:
-    """The two sets, alternating, each request right after a bare encode of its question."""
+    """The two sets, alternating, each request after a bare encode of its question."""
     raw = RawClient.to(url)
     try:
         for i in range(WARM_UP_REQUESTS):  # the connection and the first requests, with questions of no set
@@ -132,16 +136,18 @@ def render_table(d: dict) -> str:
                  fmt(s["ratio_p50_to_st_encode"], 2), f"<= {d['target']}: {verdict}"],
                 ["  server took_ms (all of this set's requests)", s["server_took"]["n"], s["server_took"].get("median_ms"),
                  s["server_took"].get("p95_ms"), "", ""],
-                ["  bare sentence-transformers encode right before each", st["n"], st["median_ms"], st["p95_ms"], "", ""],
-                ["  what-if: POST /query right after an ST encode on 1 torch thread", s["post_1_thread"].get("n", 0),
+                ["  bare sentence-transformers encode before each", st["n"], st["median_ms"], st["p95_ms"], "", ""],
+                ["  wait for this process's threads to go quiet in between", s["quiet_wait"]["n"],
+                 s["quiet_wait"].get("median_ms"), s["quiet_wait"].get("p95_ms"), "", ""],
+                ["  what-if: POST /query after an ST encode on 1 torch thread", s["post_1_thread"].get("n", 0),
                  s["post_1_thread"].get("median_ms"), s["post_1_thread"].get("p95_ms"),
                  fmt(s["ratio_p50_to_st_encode_1_thread"], 2), ""],
                 ["    that ST encode on 1 torch thread", s["st_encode_1_thread"].get("n", 0),
                  s["st_encode_1_thread"].get("median_ms"), s["st_encode_1_thread"].get("p95_ms"), "", ""]]
 
     served = d["served"]
-    notes = [f"ratio = p50(POST /query) / median(bare sentence-transformers encode of the same questions, each right "
-             f"before its request); every other question is paired with the encode on torch's default threads, the "
+    notes = [f"ratio = p50(POST /query) / median(bare sentence-transformers encode of the same questions, each "
+             f"before its request, once its threads stopped spinning); every other question is paired with the encode on torch's default threads, the "
              f"rest with the 1-thread what-if; one client (socket), k={K}, mode hybrid; the two sets alternate",
              f"threads: sentence-transformers on torch {d['st_torch_threads']} (torch's default, as the product's "
              f"torch engine; the what-if row: 1), the service's questions {d['question_encoder']}",
