@@ -39,8 +39,11 @@ def _normalise_short(text: str) -> tuple[str, ...]:
 
 
 def _normalise(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    if text.isascii():  # nothing to fold; the per-character loop below was most of a search's highlight time
+        text = text.lower()
+    else:
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     words = [w for w in _TOKEN.findall(text) if w not in _STOPWORDS]
     return _STEMMER.stemWords(words)
 
