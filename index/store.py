@@ -383,7 +383,7 @@ def _checked_manifest(build_dir: Path, model_fingerprint: str | None, build: Bui
         diff = {k: v for k, v in recorded.items() if asdict(build).get(k) != v}
         hint = ""
         if "passage_precision" in diff:  # the one build setting another engine setting gives
-            engines = "onnx-int8" if diff["passage_precision"] == "int8" else "onnx or torch"
+            engines = {"int8": "onnx-int8", "bf16": "torch-bf16"}.get(diff["passage_precision"], "onnx or torch")
             hint = f" or set REPORTQA_INGEST_ENCODER_BACKEND to {engines}, as the build was made"
         raise IndexUnavailable(f"index was built with other chunking/build settings {diff}: re-run `reportqa ingest`"
                                + hint)

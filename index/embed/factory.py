@@ -15,10 +15,10 @@ def create_engine(engine: str, model_path: str, threads: int, cache_dir: str | P
         engine = EncoderEngine(engine)
     except ValueError:
         raise ValueError(f"unknown encoder backend {engine!r} (choose from {', '.join(EncoderEngine)})") from None
-    if engine == EncoderEngine.TORCH:
+    if engine in (EncoderEngine.TORCH, EncoderEngine.TORCH_BF16):
         from index.embed.torch_engine import TorchEncoder
 
-        return TorchEncoder(model_path, threads)
+        return TorchEncoder(model_path, threads, bfloat16=engine == EncoderEngine.TORCH_BF16)
     if cache_dir is None:
         raise ModelUnavailable(f"encoder backend {engine!r} needs a cache folder for its ONNX files")
     from index.embed.onnx_engine import OnnxEncoder
