@@ -77,3 +77,23 @@ def pdf_report(path, title: str, sections: list[tuple[str, str]]) -> None:
         pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=heading)
         pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=body)
     pdf.output(str(path))
+
+
+def check_precision_build(own, build_dir, documents, fingerprint: str, precision: str):
+    """A build made with ``own`` settings records ``precision``, is current for them and stale (one reason:
+    the precision) for the same settings with fp32 ONNX passages, which are returned."""
+    import json
+    from pathlib import Path
+
+    from index import stale_reasons
+    from index.store import BuildSettings
+    from settings import EncoderEngine
+
+    manifest = json.loads((Path(build_dir) / "manifest.json").read_text())
+    assert manifest["build_settings"]["passage_precision"] == precision
+    index_dir = Path(own.index_dir)
+    assert stale_reasons(index_dir, documents, BuildSettings.from_settings(own), fingerprint) == []
+    fp32 = own.model_copy(update={"ingest_encoder_backend": EncoderEngine.ONNX})
+    reasons = stale_reasons(index_dir, documents, BuildSettings.from_settings(fp32), fingerprint)
+    assert len(reasons) == 1 and "passage_precision" in reasons[0], reasons
+    return fp32, manifest

@@ -3,14 +3,12 @@ vectors are a precision of their own (``bf16``): close to fp32, recorded in the 
 precision is stale for it and the other way round. Real model (torch and ONNX fp32), real FAISS."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from index import Embedder, IndexUnavailable, build_index, load_current_index, stale_reasons
+from index import Embedder, IndexUnavailable, build_index, load_current_index
 from index.store import BuildSettings
+from library_samples import check_precision_build
 from settings import EncoderEngine, Settings, engine_precision
 
 
@@ -45,12 +43,7 @@ def test_a_bf16_build_records_its_precision_and_the_fp32_settings_find_it_stale(
     bf16 = settings.model_copy(update={"index_dir": tmp_path / "index",
                                        "ingest_encoder_backend": EncoderEngine.TORCH_BF16})
     build_dir, _ = build_index(bf16, ingested, bf16_embedder)
-    manifest = json.loads((build_dir / "manifest.json").read_text())
-    assert manifest["build_settings"]["passage_precision"] == "bf16"
-    index_dir, fingerprint = Path(bf16.index_dir), bf16_embedder.fingerprint
-    assert stale_reasons(index_dir, ingested.documents, BuildSettings.from_settings(bf16), fingerprint) == []
-    fp32 = bf16.model_copy(update={"ingest_encoder_backend": EncoderEngine.ONNX})
-    reasons = stale_reasons(index_dir, ingested.documents, BuildSettings.from_settings(fp32), fingerprint)
-    assert len(reasons) == 1 and "passage_precision" in reasons[0], reasons
+    fp32, manifest = check_precision_build(bf16, build_dir, ingested.documents, bf16_embedder.fingerprint, "bf16")
+    assert manifest["model"]["encoder_backend"] == "torch-bf16"
     with pytest.raises(IndexUnavailable, match="torch-bf16"):  # the hint names the engine that made it
         load_current_index(fp32)

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from index import IndexUnavailable, Query, build_index, load_current_index, open_retriever, stale_reasons
 from index.store import BuildSettings
 from index.vector_cache import EmbeddingCache, cached_vectors
-from library_samples import serve
+from library_samples import check_precision_build, serve
 from settings import EncoderEngine, Settings, engine_precision
 
 TOKEN = "int8-token-7f3a"
@@ -68,14 +68,8 @@ def test_int8_vectors_are_close_to_fp32_but_not_the_same(onnx_embedder, onnx_int
 def test_a_build_records_int8_and_the_other_precision_is_stale_and_refused(int8_build, ingested,
                                                                             onnx_int8_embedder):
     int8, build_dir = int8_build
-    manifest = json.loads((build_dir / "manifest.json").read_text())
-    assert manifest["build_settings"]["passage_precision"] == "int8"
+    fp32, manifest = check_precision_build(int8, build_dir, ingested.documents, onnx_int8_embedder.fingerprint, "int8")
     assert manifest["model"]["encoder_backend"] == "onnx-int8"
-    index_dir, fingerprint = Path(int8.index_dir), onnx_int8_embedder.fingerprint
-    assert stale_reasons(index_dir, ingested.documents, BuildSettings.from_settings(int8), fingerprint) == []
-    fp32 = int8.model_copy(update={"ingest_encoder_backend": EncoderEngine.ONNX})
-    reasons = stale_reasons(index_dir, ingested.documents, BuildSettings.from_settings(fp32), fingerprint)
-    assert len(reasons) == 1 and "passage_precision" in reasons[0], reasons
     with pytest.raises(IndexUnavailable, match="passage_precision"):
         load_current_index(fp32)
     loaded = load_current_index(int8)
