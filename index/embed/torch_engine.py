@@ -51,8 +51,7 @@ class TorchEncoder(EncoderEngineBase):
         with self._precision():
             vectors = self.model.encode(texts, batch_size=len(texts), convert_to_numpy=False, convert_to_tensor=True,
                                         show_progress_bar=False)
-        vectors = vectors.float().numpy()  # normalised here, in float32: autocast leaves bf16 rounding behind
-        return (vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
+        return unit_rows(vectors.float().numpy())  # normalised in float32: autocast leaves bf16 rounding behind
 
     def encode_batch_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenStates]]:
         import torch
@@ -66,14 +65,18 @@ class TorchEncoder(EncoderEngineBase):
         special = features.pop("special_tokens_mask").numpy().astype(bool)
         with torch.inference_mode(), self._precision():
             out = self.model(dict(features))
-        vectors = out["sentence_embedding"].float().numpy()
-        vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        vectors = unit_rows(out["sentence_embedding"].float().numpy())
         content = features["attention_mask"].numpy().astype(bool) & ~special
-        return vectors.astype(np.float32, copy=False), content_states(out["token_embeddings"].float().numpy(),
+        return vectors, content_states(out["token_embeddings"].float().numpy(),
                                                                      offsets, content)
 
     def count_pieces(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self.model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length, float32."""
+    return (vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
 
 def native_bf16() -> bool:
