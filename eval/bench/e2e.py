@@ -189,8 +189,9 @@ def _table(d: dict, encode: dict) -> str:
              f"{fmt(d['ratio_p50_to_bare_encode'], 2)} (target <= {TARGET_E2E_RATIO}); with the httpx client "
              f"{fmt(d['ratio_httpx_p50_to_bare_encode'], 2)}; against section 2's median: "
              f"{fmt(d['ratio_p50_to_section1_encode'], 2)}",
-             f"ratio p50(POST /query after an ST encode, once its threads stopped spinning) / median(bare sentence-transformers encode of the same "
-             f"question) = {fmt(d['ratio_p50_to_st_encode'], 2)} (target <= {TARGET_E2E_TO_ST_RATIO}; with every "
+             f"ratio p50(POST /query after an ST encode, once its threads stopped spinning) / median(bare "
+             f"sentence-transformers encode of the same question) = {fmt(d['ratio_p50_to_st_encode'], 2)} "
+             f"(target <= {TARGET_E2E_TO_ST_RATIO}; with every "
              f"socket request's p50 {fmt(d['ratio_all_p50_to_st_encode'], 2)}; against the 1-thread ST encode "
              f"{fmt(d['ratio_p50_to_st_encode_1_thread'], 2)}); threads: sentence-transformers on "
              f"torch {d['st_peer']['torch_threads']} (torch's default, as the product's torch engine), the service's "

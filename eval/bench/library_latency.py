@@ -147,8 +147,9 @@ def render_table(d: dict) -> str:
 
     served = d["served"]
     notes = [f"ratio = p50(POST /query) / median(bare sentence-transformers encode of the same questions, each "
-             f"before its request, once its threads stopped spinning); every other question is paired with the encode on torch's default threads, the "
-             f"rest with the 1-thread what-if; one client (socket), k={K}, mode hybrid; the two sets alternate",
+             f"before its request, once its threads stopped spinning); every other question is paired with the "
+             f"encode on torch's default threads, the rest with the 1-thread what-if; one client (socket), k={K}, "
+             f"mode hybrid; the two sets alternate",
              f"threads: sentence-transformers on torch {d['st_torch_threads']} (torch's default, as the product's "
              f"torch engine; the what-if row: 1), the service's questions {d['question_encoder']}",
              f"errors: filtered {d['filtered']['errors']}, whole library {d['whole_library']['errors']}; "

@@ -2,7 +2,7 @@
 
 What a user of the plain recipe pays per question: ``SentenceTransformer(<the same local model folder>,
 device="cpu").encode(question)`` on PyTorch, nothing around it. Issue 15 and 16 ask for ``POST /query`` p50
-<= 0.6x this, measured on the same questions at the same time (each encode right before the request of the
+<= 0.6x this, measured on the same questions at the same time (each encode just before the request of the
 same question, so both see the same machine load).
 
 Between the two, the bench waits until this process is quiet again (``wait_until_quiet``): after an encode,
@@ -24,6 +24,7 @@ from eval.bench.http import RawClient
 class StPeer:
     model: object  # sentence_transformers.SentenceTransformer
     load_seconds: float
+    threads: int  # torch threads per encode, fixed at load: what a torch user's program gets
 
     @classmethod
     def load(cls, settings) -> "StPeer":
@@ -37,31 +38,25 @@ class StPeer:
         started = time.perf_counter()
         model = SentenceTransformer(settings.resolved_model_path, device="cpu", local_files_only=True)
         model.encode("warm up")  # the first call allocates; not what a question costs
-        return cls(model, time.perf_counter() - started)
+        return cls(model, time.perf_counter() - started, torch.get_num_threads())
 
-    @property
-    def threads(self) -> int:
+    def encode_seconds(self, question: str, threads: int | None = None) -> float:
+        """One encode on ``threads`` torch threads (default: the peer's own). Set before every encode
+        because the count can change under the peer: FAISS's ``omp_set_num_threads`` (the served index's
+        ``faiss_threads``) reaches torch's OpenMP pool too when both use one libgomp (seen here: a peer
+        loaded before the service then ran on 1 thread)."""
         import torch
 
-        return torch.get_num_threads()
-
-    def encode_seconds(self, question: str) -> float:
+        torch.set_num_threads(threads or self.threads)
         started = time.perf_counter()
         self.model.encode(question)
         return time.perf_counter() - started
 
     def single_thread_seconds(self, question: str) -> float:
-        """The same encode on one torch thread (then the thread count is put back). Why: on a machine
+        """The same encode on one torch thread (the next default encode sets its own count back). Why: on a machine
         whose cores other processes use, torch's default pool waits at its barriers for descheduled threads
         and a short encode takes 10-50x longer, a peer that would flatter the ratio; one thread cannot."""
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self.encode_seconds(question)
-        finally:
-            torch.set_num_threads(threads)
+        return self.encode_seconds(question, threads=1)
 
 
 QUIET_CPU_SHARE = 0.2  # CPU seconds per wall second of this process below which its threads count as asleep
