@@ -434,6 +434,7 @@ def test_bench_library_suite_runs_on_a_tiny_qasper_file(settings, tmp_path):
     assert lib["untouched_ids_identical"] and lib["untouched_vectors_identical"] and lib["after_remove_ids_identical"]
     assert lib["add"]["embedded"]["chunks"] == lib["add"]["chunks"] and lib["remove"]["embedded"]["chunks"] == 0
     assert run.data("scratch")["papers"] == 2 and 0 < run.data("ratios")["add_ratio"]
+    assert run.data("ratios")["ingest_target_met"] == (run.data("scratch")["chunks_per_s"] >= 100)
     assert "add one paper to 1" in render(run) and "untouched chunk ids / vectors identical" in render(run)
     # the latency section: the real service on the library of one, its paper's questions, filtered and not
     lat = run.data("latency")

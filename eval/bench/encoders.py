@@ -298,6 +298,14 @@ def _ingest(work: Path, rounds: int, log: Log) -> SectionResult:
                          "chunks and their sentences):\n\n" + ingest_table(ingests))
 
 
+def _ceiling(measured: list[dict], papers: int, model_path: str) -> SectionResult:
+    """The passages section's sample against this machine's matrix-multiply peak."""
+    from eval.bench.ceiling import ceiling_section
+    from eval.bench.passage_speed import sample_chunks
+
+    return ceiling_section(sample_chunks(papers), measured, model_path)
+
+
 def _eval(work: Path, runs, log: Log) -> SectionResult:
     evals = run_eval(work, list(runs), log)
     return SectionResult("eval", {"eval": evals}, eval_table(evals) + "\n\neval wall time (the eval set x 3 modes "
@@ -320,8 +328,11 @@ def run_encoders_suite(options: EncoderOptions, log: Log) -> BenchRun:
     Embedder(settings.resolved_model_path, 1, EncoderEngine.ONNX_INT8, settings.cache_dir)
     from eval.bench.passage_speed import DEFAULT_CONFIGS, passages_section
 
-    runner.section("passages", "ingest embedding speed", passages_section,
-                   options.passage_configs or DEFAULT_CONFIGS, options.passage_papers, options.passage_repeats, work, log)
+    passages = runner.section("passages", "ingest embedding speed", passages_section,
+                              options.passage_configs or DEFAULT_CONFIGS, options.passage_papers,
+                              options.passage_repeats, work, log)
+    runner.section("ceiling", "the machine's ceiling", _ceiling, passages.data.get("passages", []),
+                   options.passage_papers, settings.resolved_model_path)
     if options.only_passages:
         runner.run.meta["uptime_end"] = _uptime()
         return runner.run
