@@ -60,6 +60,18 @@ def encoder_flops(shape: EncoderShape, pieces: Sequence[int]) -> float:
     return float(2 * shape.layers * (n.sum() * (4 * h * h + 2 * h * i) + 2 * h * np.square(n).sum()))
 
 
+def _median_seconds(product, repeats: int, warmup: int = 3) -> float:
+    """Median wall time of ``product()`` after ``warmup`` calls (the kernels pick and cache their blocking)."""
+    for _ in range(warmup):
+        product()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
 def matmul_peak_gflops(shape: EncoderShape, dtype: str, tokens: int = PEAK_TOKENS, repeats: int = PEAK_REPEATS,
                        threads: int | None = None) -> float:
     """Median GFLOP/s of a ``tokens × H`` by ``H × I`` matrix product in torch at ``dtype`` ("fp32" or
@@ -75,15 +87,8 @@ def matmul_peak_gflops(shape: EncoderShape, dtype: str, tokens: int = PEAK_TOKEN
         a = torch.rand(tokens, shape.hidden, generator=generator).to(kind)
         b = torch.rand(shape.hidden, shape.intermediate, generator=generator).to(kind)
         flops = 2.0 * tokens * shape.hidden * shape.intermediate
-        times = []
         with torch.inference_mode():
-            for _ in range(3):  # warm-up: oneDNN picks and caches its kernels
-                a @ b
-            for _ in range(repeats):
-                started = time.perf_counter()
-                a @ b
-                times.append(time.perf_counter() - started)
-        return flops / float(np.median(times)) / 1e9
+            return flops / _median_seconds(lambda: a @ b, repeats) / 1e9
     finally:
         torch.set_num_threads(previous)
 
@@ -94,14 +99,7 @@ def numpy_peak_gflops(shape: EncoderShape, tokens: int = PEAK_TOKENS, repeats: i
     rng = np.random.default_rng(0)
     a = rng.random((tokens, shape.hidden), dtype=np.float32)
     b = rng.random((shape.hidden, shape.intermediate), dtype=np.float32)
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - started)
-    return 2.0 * tokens * shape.hidden * shape.intermediate / float(np.median(times)) / 1e9
+    return 2.0 * tokens * shape.hidden * shape.intermediate / _median_seconds(lambda: a @ b, repeats) / 1e9
 
 
 def sample_pieces(chunks: list, model_path: str) -> tuple[list[int], list[int]]:
@@ -113,7 +111,7 @@ def sample_pieces(chunks: list, model_path: str) -> tuple[list[int], list[int]]:
     tokenizer = load_tokenizer(model_path, model_max_seq_length(Path(model_path)))
 
     def count(texts: list[str]) -> list[int]:
-        return [sum(e.attention_mask) for text in texts for e in [tokenizer.encode(text)]]
+        return [sum(tokenizer.encode(text).attention_mask) for text in texts]
 
     sentences = [c.text[s.text_start:s.text_end] for c in chunks for s in c.sentences]
     return count([c.embed_text for c in chunks]), count(sentences)
