@@ -28,8 +28,8 @@ import numpy as np
 
 from eval.evidence import METRIC_NAMES, first_covering_rank, mean_metrics, question_metrics
 from eval.peer import PEER_DEPTH, build_peer_index, peer_search
-from eval.qasper_data import (ANSWER_TYPES, EvidenceCounts, QasperInputError, QasperPaper, QasperQuestion,
-                              load_qasper, render_markdown)
+from eval.qasper_data import (ANSWER_TYPES, AnnotatorAgreement, EvidenceCounts, QasperInputError, QasperPaper,
+                              QasperQuestion, annotator_agreement, load_qasper, render_markdown)
 from index import BuildSettings, Query, build_index, load_current_index, open_retriever
 from ingest import Chunker, ingest_paths
 from settings import EncoderEngine, engine_precision
@@ -77,6 +77,7 @@ class QasperReport:
     systems: list[SystemReport]  # ReportQA configuration(s) first, the peer last
     settings: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    annotators: AnnotatorAgreement | None = None  # the human reference for the no-answer figures
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -354,7 +355,8 @@ def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers
         str(path), len(loaded_papers), len(questions), sum(q.scorable for q in questions),
         sum(q.unanswerable for q in questions), evidence, sorted(failed), systems,
         {k: v for k, v in first.public_dict().items() if k in _SHOWN_SETTINGS},
-        {"total": time.perf_counter() - started} | {s.name: s.seconds for s in systems})
+        {"total": time.perf_counter() - started} | {s.name: s.seconds for s in systems},
+        annotator_agreement(questions))
 
 
 _SHOWN_SETTINGS = ("chunk_tokens", "chunk_overlap_tokens", "embed_context", "candidates", "rrf_k", "weight_dense",
@@ -423,6 +425,11 @@ def format_report(report: QasperReport) -> str:
         lines.append(f"papers not ingested (their questions score 0): {', '.join(report.not_ingested)}")
     lines += ["", f"filtered to the paper ({report.scorable} questions):", format_metric_table(report.systems),
               "", "by answer type:", format_by_type(report.systems), "", "no-answer:", format_no_answer(report.systems)]
+    if report.annotators and report.annotators.unanswerable:
+        a = report.annotators
+        lines.append(f"  a second annotator (read the whole paper; leave one annotator out, {a.judgements} judgements):"
+                     f" rejects {a.rejected:.3f} of {a.unanswerable} the others all marked unanswerable,"
+                     f" keeps {a.kept:.3f}")
     if report.systems[0].library:
         lines += ["", f"whole library ({report.papers} papers):", format_metric_table(report.systems, "library")]
     lines.append(f"\n{report.seconds['total']:.0f}s")

@@ -44,6 +44,7 @@ class QasperQuestion:
     type: str  # the annotators' most common answer type (ties: the first annotator's)
     unanswerable: bool  # every annotator marked it unanswerable
     evidence: tuple[frozenset, ...]  # per annotator: the gold paragraphs (Units) found in the text
+    annotator_unanswerable: tuple[bool, ...] = ()  # per annotator, in the file's order: marked it unanswerable
 
     @property
     def relevant(self) -> frozenset:
@@ -125,12 +126,45 @@ def _parse_paper(paper_id: str, raw: dict) -> QasperPaper:
         types = Counter(answer_type(a) for a in answers)
         unanswerable = all(a.get("unanswerable") for a in answers)
         q = QasperQuestion(qa["question_id"], paper_id, qa["question"], types.most_common(1)[0][0], unanswerable,
-                           tuple(per_annotator))
+                           tuple(per_annotator), tuple(bool(a.get("unanswerable")) for a in answers))
         if not unanswerable and not q.scorable:
             counts["answerable_without_text_evidence"] += 1
         questions.append(q)
     return QasperPaper(paper_id, str(raw.get("title") or paper_id), sections, tuple(questions),
                        EvidenceCounts(**counts))
+
+
+@dataclass(frozen=True)
+class AnnotatorAgreement:
+    """How well one human annotator, who read the whole paper, predicts the others' no-answer label."""
+    judgements: int  # (question, annotator) pairs on questions with two or more annotators
+    unanswerable: int  # pairs whose other annotators all marked the question unanswerable
+    rejected: float  # share of those the held-out annotator marked unanswerable too
+    kept: float  # share of the other pairs the held-out annotator answered
+
+
+def annotator_agreement(questions) -> AnnotatorAgreement:
+    """Leave-one-annotator-out agreement on answerability: a human reference for a no-answer signal.
+
+    For every question with n >= 2 annotators and each annotator i, the label is "unanswerable" when all
+    n-1 others marked it so (the definition the no-answer metrics use) and the prediction is annotator i's
+    own mark. rejected = P(i marks unanswerable | label unanswerable), kept = P(i answers | label
+    answerable), each pooled over all (question, i) pairs.
+    """
+    rejected = unanswerable = kept = answerable = 0
+    for q in questions:
+        marks = q.annotator_unanswerable
+        if len(marks) < 2:
+            continue
+        for i, mark in enumerate(marks):
+            if all(marks[:i] + marks[i + 1:]):
+                unanswerable += 1
+                rejected += mark
+            else:
+                answerable += 1
+                kept += not mark
+    return AnnotatorAgreement(unanswerable + answerable, unanswerable,
+                              rejected / unanswerable if unanswerable else 0.0, kept / answerable if answerable else 1.0)
 
 
 def load_qasper(path: Path, papers: int | None = None) -> list[QasperPaper]:

@@ -10,7 +10,7 @@ import pytest
 
 from eval.evidence import mean_metrics, ndcg_at, question_metrics, recall_at
 from eval.peer import rrf
-from eval.qasper_data import QasperInputError, load_qasper, render_markdown
+from eval.qasper_data import QasperInputError, QasperQuestion, annotator_agreement, load_qasper, render_markdown
 
 RETINA = ("The retinal ganglion classifier was trained on forty thousand fundus photographs collected at "
           "three ophthalmology clinics in Lisbon.")
@@ -76,6 +76,18 @@ def test_load_resolves_evidence_and_types(tiny_file):
     assert (ev.paragraphs, ev.float_selected, ev.section_names, ev.not_found) == (3, 2, 1, 1)
     assert ev.answerable_without_text_evidence == 2
     assert len(load_qasper(tiny_file, papers=1)) == 1
+    assert q["q-unans"].annotator_unanswerable == (True, True) and q["q-photos"].annotator_unanswerable == (False,) * 2
+
+
+def test_annotator_agreement_leaves_one_annotator_out(tiny_file):
+    tiny = annotator_agreement([q for p in load_qasper(tiny_file) for q in p.questions])
+    assert (tiny.judgements, tiny.unanswerable, tiny.rejected, tiny.kept) == (6, 2, 1.0, 1.0)
+    marks = [(True, False), (True, True, False), (True, True), (False, False), (True,)]  # the last: one annotator
+    qs = [QasperQuestion(f"q{i}", "p", "?", "extractive", all(m), (), m) for i, m in enumerate(marks)]
+    a = annotator_agreement(qs)
+    # label unanswerable: (T,F) leaving out F, (T,T,F) leaving out F, (T,T) twice -> 4, of which 2 marked so;
+    # label answerable: (T,F) leaving out T, (T,T,F) leaving out either T, (F,F) twice -> 5, of which 2 answered
+    assert (a.judgements, a.unanswerable, a.rejected, a.kept) == (9, 4, 0.5, 0.4)
 
 
 def test_bad_files_are_refused_with_a_reason(tmp_path):
