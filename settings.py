@@ -33,6 +33,13 @@ class RetrievalMode(StrEnum):
     HYBRID = "hybrid"
 
 
+class FusionMethod(StrEnum):
+    """How hybrid mode fuses its lists (index.fusion): reciprocal ranks, or a convex combination of scores."""
+
+    RRF = "rrf"
+    CONVEX = "convex"
+
+
 class EncoderEngine(StrEnum):
     """What runs the embedding model (index.embed): the same weights on each."""
 
@@ -159,6 +166,8 @@ class Settings(BaseSettings):
     # did not lose on QASPER train's first 60 papers or the report's fit half; README, "Fusion weights"): was
     # dense 1.3 / sentence 1.0 / k 60. A small k lets each list's first places count; the no-answer model reads
     # its features under the fusion it was fitted with (index/answerability.json "fusion"), not these.
+    fusion: FusionMethod = Field(FusionMethod.RRF, description="rrf: weighted reciprocal ranks (rrf_k applies); "
+                                 "convex: the weights below times each list's min-max normalised scores.")
     rrf_k: int = Field(5, ge=1, description="Reciprocal-rank-fusion constant.")
     weight_dense: float = Field(0.75, ge=0.0, description="RRF weight of the dense list (paraphrases).")
     weight_bm25: float = Field(1.0, ge=0.0, description="RRF weight of the BM25 list (exact terms).")

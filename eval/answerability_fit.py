@@ -235,8 +235,7 @@ def collected_fusion(settings) -> dict:
     from index import FusionWeights, load_answerability
 
     shipped = load_answerability().fusion
-    return asdict(shipped or FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k,
-                                           settings.weight_sentence))
+    return asdict(shipped or FusionWeights.from_settings(settings))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,8 +147,7 @@ def beir_retriever(settings, embedder, fields: str = "multifield", vector_store:
             sentence_vectors=embedded.sentences.astype(np.float16),  # stored as a build stores them
             sentence_offsets=offsets, acronyms={},
         )
-        weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k, settings.weight_sentence)
-        return Retriever(loaded, embedder, weights, candidates=max(settings.candidates, DEPTH))
+        return Retriever(loaded, embedder, FusionWeights.from_settings(settings), candidates=max(settings.candidates, DEPTH))
 
     return build
 

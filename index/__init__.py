@@ -62,8 +62,7 @@ def load_current_index(settings, verify: bool = True, mmap: bool = False) -> Loa
 def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = None) -> Retriever:
     """A retriever over ``loaded`` (default: the current build)."""
     loaded = loaded or load_current_index(settings)
-    weights = FusionWeights(settings.weight_dense, settings.weight_bm25, settings.rrf_k, settings.weight_sentence)
-    return Retriever(loaded, embedder, weights, settings.candidates, load_answerability(),
+    return Retriever(loaded, embedder, FusionWeights.from_settings(settings), settings.candidates, load_answerability(),
                      settings.sentence_float32_max_mb)
 
 

@@ -19,7 +19,7 @@ from index.analysis import AcronymTable, normalise
 from index.backends import ChunkFilter
 from index.catalog import UnknownDocument, current_ids, editions_by_key, resolve
 from index.embed import Embedder
-from index.fusion import FusionWeights, fused_order, ranks_of, weighted_rrf
+from index.fusion import CONVEX, FusionWeights, convex_combination, fused_order, ranks_of, weighted_rrf
 from index.store import LoadedIndex
 from ingest import Chunk
 from settings import RetrievalMode, Settings
@@ -192,7 +192,9 @@ class Retriever:
         if query_vector is None:
             # Encoded in every mode: the no-answer signal needs both retrievers' views.
             query_vector = self.encode(expanded)
-        engine_fusion = query.mode == RetrievalMode.HYBRID and not self.weights.sentence  # the engine knows two lists only
+        # The engine knows RRF over two lists only.
+        engine_fusion = (query.mode == RetrievalMode.HYBRID and not self.weights.sentence
+                         and self.weights.method != CONVEX)
         ranking = self.index.backend.rank(expanded, query_vector, where, depth, hybrid=engine_fusion)
         dense_rank, bm25_rank = ranking.dense, ranking.bm25
 
@@ -257,14 +259,18 @@ class Retriever:
         if mode == RetrievalMode.BM25:
             return {i: s for i, (_, s) in bm25_rank.items()}
         w = weights or self.weights
+        # A chunk vector averages several sentences; a paraphrased question often matches one of them
+        # closely, so the candidates' best sentences are a third list that finds what the chunk vector missed.
+        with_sentences = bool(w.sentence and best)
+        if w.method == CONVEX:
+            scores = [{i: s for i, (_, s) in dense_rank.items()}, {i: s for i, (_, s) in bm25_rank.items()}]
+            if with_sentences:
+                scores.append({i: s for i, (s, _) in best.items()})
+            return convex_combination(scores, [w.dense, w.bm25, w.sentence][:len(scores)])
         rankings = [{i: r for i, (r, _) in dense_rank.items()}, {i: r for i, (r, _) in bm25_rank.items()}]
-        weights = [w.dense, w.bm25]
-        if w.sentence and best:
-            # A chunk vector averages several sentences; a paraphrased question often matches one of
-            # them closely, so ranking the candidates by their best sentence finds what the chunk vector missed.
+        if with_sentences:
             rankings.append(ranks_of(sorted(best, key=lambda i: (-best[i][0], i))))
-            weights.append(w.sentence)
-        return weighted_rrf(rankings, weights, w.rrf_k)
+        return weighted_rrf(rankings, [w.dense, w.bm25, w.sentence][:len(rankings)], w.rrf_k)
 
     def _best_sentences(self, candidates, query_vector: np.ndarray) -> dict[int, tuple[float, int]]:
         """Each candidate chunk's best sentence: (cosine to the question, its index in the chunk).

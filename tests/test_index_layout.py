@@ -11,7 +11,7 @@ import pytest
 
 from index.backends import backend_class
 from index.embed.runtime import RUNTIME_ENVIRONMENT, configure_runtime
-from index.fusion import fused_order, ranks_of, weighted_rrf
+from index.fusion import FusionWeights, convex_combination, fused_order, ranks_of, weighted_rrf
 from settings import BackendName
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,21 @@ def test_weighted_rrf_follows_its_formula():
     assert fused_order({5: 0.5, 4: 0.5, 9: 0.1}) == [4, 5, 9]  # ties: the earlier chunk first
     with pytest.raises(ValueError):
         weighted_rrf([dense], [1.0, 1.0])
+
+
+def test_convex_combination_follows_its_formula():
+    dense, bm25 = {1: 0.8, 2: 0.6, 3: 0.4}, {2: 12.0, 4: 2.0}
+    fused = convex_combination([dense, bm25], [2.0, 1.5])
+    # dense min-max over {0.4, 0.8}: 1 -> 1, 2 -> 0.5, 3 -> 0; bm25 over {2, 12}: 2 -> 1, 4 -> 0; absent adds 0
+    assert fused == pytest.approx({1: 2.0, 2: 2.0 * 0.5 + 1.5, 3: 0.0, 4: 0.0})
+    assert fused_order(fused) == [2, 1, 3, 4]
+    assert convex_combination([{7: 0.3, 8: 0.3}], [1.5]) == {7: 1.5, 8: 1.5}  # all alike: each gets 1
+    assert convex_combination([{}, {5: 1.0}], [1.0, 1.0]) == {5: 1.0}
+    with pytest.raises(ValueError):
+        convex_combination([dense], [1.0, 1.0])
+    assert FusionWeights(2.0, 1.0, 5, 0.5, "convex").top_score() == 3.5
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        FusionWeights(method="borda")
 
 
 def test_the_factory_knows_every_backend_name_and_only_those():

@@ -44,6 +44,29 @@ def test_sentence_weight_changes_the_hybrid_fusion(retriever):
                [h.chunk.id for h in on.search(Query(question, k=10, mode=mode)).hits]
 
 
+def test_convex_fusion_combines_the_normalised_dense_and_bm25_scores(retriever):
+    from index.fusion import convex_combination, fused_order
+
+    convex = Retriever(retriever.index, retriever.embedder, FusionWeights(2.0, 1.0, 60, 0.0, "convex"),
+                       retriever.candidates)
+    rrf = Retriever(retriever.index, retriever.embedder, FusionWeights(2.0, 1.0, 60, 0.0), retriever.candidates)
+    depth = retriever.candidates
+    differ = 0
+    for question in ("Across which stages of information's lifespan should international rules apply?",
+                     "When did the WIC become an international organization and where is it based?",
+                     "internet penetraton rate in chnia"):
+        dense = {retriever.chunk_position[h.chunk.id]: h.score
+                 for h in convex.search(Query(question, k=depth, mode="dense")).hits}
+        bm25 = {retriever.chunk_position[h.chunk.id]: h.score
+                for h in convex.search(Query(question, k=depth, mode="bm25")).hits}
+        by_hand = fused_order(convex_combination([dense, bm25], [2.0, 1.0]))[:10]
+        hits = convex.search(Query(question, k=10)).hits
+        assert [retriever.chunk_position[h.chunk.id] for h in hits] == by_hand
+        assert hits[0].explanation.fused_score == pytest.approx(max(convex_combination([dense, bm25], [2.0, 1.0]).values()))
+        differ += [h.chunk.id for h in hits] != [h.chunk.id for h in rrf.search(Query(question, k=10)).hits]
+    assert differ  # not RRF under another name
+
+
 def test_question_constraints_are_read_from_the_text():
     assert asks_quantity("How many staff does CNCERT/CC employ?")
     assert asks_quantity("What percentage of households have broadband?")

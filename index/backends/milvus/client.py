@@ -75,7 +75,7 @@ class MilvusTarget:
         return cls(
             resolve_uri(settings.milvus_uri if uri is None else uri, Path(settings.index_dir)),
             collection or settings.milvus_collection, token, settings.rrf_k,
-            engine_fusion=settings.weight_dense == settings.weight_bm25,
+            engine_fusion=settings.weight_dense == settings.weight_bm25 and settings.fusion == "rrf",
         )
 
     @property
