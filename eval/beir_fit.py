@@ -1,12 +1,12 @@
-"""Fit the hybrid fusion (RRF weights, k, candidate depth) on a BEIR dataset's *train* queries.
+"""Fit the hybrid fusion (RRF or convex weights, k, candidate depth) on a BEIR dataset's *train* queries.
 
     python -m eval.beir_fit ../shared/benchmarks/scifact [--split train] [--json out.json]
 
 The product's own retriever is built once over the corpus (:func:`eval.beir.beir_retriever`, vectors
 cached on disk), and each query's three lists — dense, BM25 and the candidates ranked by their best
 sentence's cosine — are computed once per candidate depth with the retriever's own code. Every grid point
-then only re-fuses those lists (the same weighted RRF as :meth:`index.Retriever.search`, vectorised over
-the queries), so the grid costs milliseconds per configuration. The script reads the fit split only: it
+then only re-fuses those lists (the same weighted RRF or convex combination as :meth:`index.Retriever.search`,
+vectorised over the queries), so the grid costs milliseconds per configuration. The script reads the fit split only: it
 chooses on the train queries (and shows the choice's two-fold estimate inside train: choose on one half,
 score on the other); the chosen settings are then scored once on test with
 ``reportqa eval --beir DIR`` and the settings as REPORTQA_* overrides.
@@ -26,13 +26,16 @@ import numpy as np
 from eval.beir import beir_retriever, default_vector_store, load_beir
 from eval.metrics import dedupe, ndcg_at
 from index import Query
-from index.fusion import fused_order
+from index.fusion import CONVEX, RRF, fused_order
 from settings import RetrievalMode
 
 # Weighted RRF is scale-free (all weights times c rank alike), so BM25's weight stays 1 and the others move.
 DENSE = (0.5, 0.75, 1.0, 1.3, 1.6, 2.0, 2.5, 3.0)
 SENTENCE = (0.0, 0.5, 0.75, 1.0, 1.3, 1.6, 2.0, 2.5, 3.0, 4.0)
 RRF_K = (5, 10, 20, 30, 45, 60, 80, 100, 150)
+# The convex combination is scale-free too (BM25 stays 1) and has no k.
+CONVEX_DENSE = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+CONVEX_SENTENCE = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
 # The BEIR runner asks for k=100 hits (recall@100), so the retriever fuses max(candidates, 100) per list there:
 # other depths are measured with --depths but cannot be set for that runner.
 DEPTHS = (100,)
@@ -47,20 +50,25 @@ class Config:
     sentence: float
     rrf_k: int
     depth: int  # candidates each list contributes (the product's ``candidates``)
+    method: str = RRF  # or CONVEX (``rrf_k`` then plays no part)
 
-    def overrides(self) -> dict[str, float | int]:
-        return {"weight_dense": self.dense, "weight_bm25": self.bm25, "weight_sentence": self.sentence,
-                "rrf_k": self.rrf_k, "candidates": self.depth}
+    def overrides(self) -> dict[str, float | int | str]:
+        return {"fusion": self.method, "weight_dense": self.dense, "weight_bm25": self.bm25,
+                "weight_sentence": self.sentence, "rrf_k": self.rrf_k, "candidates": self.depth}
 
 
 @dataclass
 class Lists:
-    """Every query's candidates at one depth, padded to one width: ranks in each list (inf = absent)."""
+    """Every query's candidates at one depth, padded to one width: ranks in each list (inf = absent) and
+    scores min-max normalised over the list's candidates (0 = absent), as :func:`index.fusion.convex_combination`."""
 
     ids: np.ndarray  # (queries, width) chunk positions, -1 = padding
     dense: np.ndarray  # (queries, width) rank from 1 or inf
     bm25: np.ndarray
     sentence: np.ndarray
+    dense_norm: np.ndarray  # (queries, width) in [0, 1]
+    bm25_norm: np.ndarray
+    sentence_norm: np.ndarray
     relevant: np.ndarray  # (queries, width) bool: the candidate is a relevant document
     n_relevant: np.ndarray  # (queries,) relevant documents (for the ideal DCG)
 
@@ -87,13 +95,25 @@ def collect(retriever, data, depths=DEPTHS, progress=None) -> dict[int, Lists]:
             dense, bm25, best = query_lists(retriever, question, depth, vector)
             ids = sorted(dense.keys() | bm25.keys())
             by_sentence = {i: r for r, i in enumerate(sorted(best, key=lambda i: (-best[i][0], i)), 1)}
+            normalised = [_normalised({i: s for i, (_, s) in dense.items()}), _normalised({i: s for i, (_, s) in
+                          bm25.items()}), _normalised({i: s for i, (s, _) in best.items()})]
             rows[depth].append((ids, [dense[i][0] if i in dense else MISSING for i in ids],
                                 [bm25[i][0] if i in bm25 else MISSING for i in ids],
                                 [by_sentence.get(i, MISSING) for i in ids],
-                                [section[i] in data.qrels[qid] for i in ids], len(data.qrels[qid])))
+                                [section[i] in data.qrels[qid] for i in ids], len(data.qrels[qid]),
+                                *[[n.get(i, 0.0) for i in ids] for n in normalised]))
         if progress and (n % 50 == 0 or n == len(qids)):
             progress(n, len(qids))
     return {d: _pad(r) for d, r in rows.items()}
+
+
+def _normalised(scores: dict[int, float]) -> dict[int, float]:
+    """Min-max over the list's candidates with the float operations of ``convex_combination``."""
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {i: (s - low) / span if span > 0 else 1.0 for i, s in scores.items()}
 
 
 def _pad(rows: list) -> Lists:
@@ -106,16 +126,23 @@ def _pad(rows: list) -> Lists:
         return out
 
     return Lists(matrix(0, -1, np.int64), matrix(1, MISSING, np.float64), matrix(2, MISSING, np.float64),
-                 matrix(3, MISSING, np.float64), matrix(4, False, bool), np.array([r[5] for r in rows]))
+                 matrix(3, MISSING, np.float64), matrix(6, 0.0, np.float64), matrix(7, 0.0, np.float64),
+                 matrix(8, 0.0, np.float64), matrix(4, False, bool), np.array([r[5] for r in rows]))
 
 
 def ndcg_per_query(lists: Lists, config: Config) -> np.ndarray:
-    """nDCG@10 of every query under ``config``: weighted RRF as ``index.fusion.weighted_rrf`` sums it, ties to
-    the smaller chunk position (``fused_order``); padding sorts last."""
-    k = config.rrf_k
-    scores = config.dense / (k + lists.dense) + config.bm25 / (k + lists.bm25)
-    if config.sentence:
-        scores = scores + config.sentence / (k + lists.sentence)
+    """nDCG@10 of every query under ``config``: weighted RRF as ``index.fusion.weighted_rrf`` sums it (or the
+    convex combination as ``convex_combination`` does), ties to the smaller chunk position (``fused_order``);
+    padding sorts last."""
+    if config.method == CONVEX:
+        scores = config.dense * lists.dense_norm + config.bm25 * lists.bm25_norm
+        if config.sentence:
+            scores = scores + config.sentence * lists.sentence_norm
+    else:
+        k = config.rrf_k
+        scores = config.dense / (k + lists.dense) + config.bm25 / (k + lists.bm25)
+        if config.sentence:
+            scores = scores + config.sentence / (k + lists.sentence)
     scores = np.where(lists.ids < 0, -np.inf, scores)
     ids = np.where(lists.ids < 0, np.iinfo(np.int64).max, lists.ids)
     order = np.lexsort((ids, -scores), axis=-1)[:, :CUTOFF]
@@ -131,7 +158,7 @@ def reference_ndcg(retriever, data, config: Config) -> float:
     from index.retriever import FusionWeights
 
     saved = retriever.weights
-    retriever.weights = FusionWeights(config.dense, config.bm25, config.rrf_k, config.sentence)
+    retriever.weights = FusionWeights(config.dense, config.bm25, config.rrf_k, config.sentence, config.method)
     try:
         section = [c.section_id for c in retriever.index.chunks]
         total = 0.0
@@ -144,8 +171,11 @@ def reference_ndcg(retriever, data, config: Config) -> float:
         retriever.weights = saved
 
 
-def grid(bm25: float = 1.0, depths=DEPTHS) -> list[Config]:
-    return [Config(d, bm25, s, k, depth) for depth, d, s, k in itertools.product(depths, DENSE, SENTENCE, RRF_K)]
+def grid(bm25: float = 1.0, depths=DEPTHS, rrf_k: int = 5) -> list[Config]:
+    """The RRF grid and the convex grid (which carries the product's ``rrf_k`` unused)."""
+    weighted = [Config(d, bm25, s, k, depth) for depth, d, s, k in itertools.product(depths, DENSE, SENTENCE, RRF_K)]
+    return weighted + [Config(d, bm25, s, rrf_k, depth, CONVEX)
+                       for depth, d, s in itertools.product(depths, CONVEX_DENSE, CONVEX_SENTENCE)]
 
 
 def evaluate_grid(lists: dict[int, Lists], configs: list[Config]) -> dict[Config, np.ndarray]:
@@ -168,7 +198,8 @@ def two_fold(per_query: dict[Config, np.ndarray], default: Config) -> tuple[floa
 def distance(config: Config, default: Config) -> float:
     """How far a configuration is from the product default (ties go to the nearer one)."""
     return (abs(config.dense - default.dense) + abs(config.sentence - default.sentence)
-            + abs(config.rrf_k - default.rrf_k) / 60 + (config.depth != default.depth))
+            + abs(config.rrf_k - default.rrf_k) / 60 + (config.depth != default.depth)
+            + (config.method != default.method))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     lists = collect(retriever, data, depths, progress=lambda d, n: progress(f"lists of {args.split} queries", d, n))
     # The BEIR runner asks for k=100 hits, so the product's depth there is max(candidates, 100).
     default = Config(settings.weight_dense, settings.weight_bm25, settings.weight_sentence, settings.rrf_k,
-                     max(settings.candidates, 100))
-    no_sentence = Config(default.dense, default.bm25, 0.0, default.rrf_k, default.depth)
-    configs = grid(settings.weight_bm25, depths) + [default, no_sentence]
+                     max(settings.candidates, 100), str(settings.fusion))
+    no_sentence = Config(default.dense, default.bm25, 0.0, default.rrf_k, default.depth, default.method)
+    configs = grid(settings.weight_bm25, depths, settings.rrf_k) + [default, no_sentence]
     per_query = evaluate_grid(lists, list(dict.fromkeys(configs)))
     mean = {c: float(v.mean()) for c, v in per_query.items()}
     check = reference_ndcg(retriever, data, default)
@@ -216,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     ranked = sorted(mean, key=lambda c: (-mean[c], distance(c, default)))
     print(f"BEIR {folder.name}, fit split {args.split!r}: {len(data.qrels)} queries, {len(per_query)} "
           f"configurations, BM25 {args.fields}; nDCG@10 (checked against the retriever's own fusion)")
-    print(f"{'dense':>7}{'bm25':>6}{'sent':>6}{'rrf_k':>7}{'depth':>7}{'nDCG@10':>10}")
-    for c in [default, no_sentence] + ranked[:args.top]:
-        print(f"{c.dense:>7}{c.bm25:>6}{c.sentence:>6}{c.rrf_k:>7}{c.depth:>7}{mean[c]:>10.4f}"
+    print(f"{'fusion':>7}{'dense':>7}{'bm25':>6}{'sent':>6}{'rrf_k':>7}{'depth':>7}{'nDCG@10':>10}")
+    best_per_method = [next(c for c in ranked if c.method == m) for m in (RRF, CONVEX)]
+    for c in dict.fromkeys([default, no_sentence] + best_per_method + ranked[:args.top]):
+        print(f"{c.method:>7}{c.dense:>7}{c.bm25:>6}{c.sentence:>6}{c.rrf_k:>7}{c.depth:>7}{mean[c]:>10.4f}"
               + ("  (product default)" if c == default else ""))
     estimate, chosen = two_fold(per_query, default)
     print(f"\ntwo-fold inside {args.split}: choose on one half, score on the other: nDCG@10 {estimate:.4f} "
