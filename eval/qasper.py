@@ -359,9 +359,9 @@ def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers
         annotator_agreement(questions))
 
 
-_SHOWN_SETTINGS = ("chunk_tokens", "chunk_overlap_tokens", "embed_context", "candidates", "rrf_k", "weight_dense",
-                   "weight_bm25", "weight_sentence", "bm25_k1", "bm25_b", "encoder_backend", "ingest_encoder_backend",
-                   "sentence_vectors", "default_mode")
+_SHOWN_SETTINGS = ("chunk_tokens", "chunk_overlap_tokens", "embed_context", "candidates", "fusion", "rrf_k",
+                   "weight_dense", "weight_bm25", "weight_sentence", "bm25_k1", "bm25_b", "encoder_backend",
+                   "ingest_encoder_backend", "sentence_vectors", "default_mode")
 
 
 # -------------------------------------------------------------------- printing
