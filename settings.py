@@ -165,7 +165,9 @@ class Settings(BaseSettings):
     # Fitted once on the union of train data (`python -m eval.beir_fit` on SciFact train, kept only where it also
     # did not lose on QASPER train's first 60 papers or the report's fit half; README, "Fusion weights"): was
     # dense 1.3 / sentence 1.0 / k 60. A small k lets each list's first places count; the no-answer model reads
-    # its features under the fusion it was fitted with (index/answerability.json "fusion"), not these.
+    # its features under the fusion it was fitted with (index/answerability.json "fusion"), not these. The convex
+    # combination was fitted the same way and lost or tied everywhere one weighting could not serve all three
+    # train sets (README, "Fusion weights" item 4), so RRF stays the default.
     fusion: FusionMethod = Field(FusionMethod.RRF, description="rrf: weighted reciprocal ranks (rrf_k applies); "
                                  "convex: the weights below times each list's min-max normalised scores.")
     rrf_k: int = Field(5, ge=1, description="Reciprocal-rank-fusion constant.")
