@@ -324,6 +324,42 @@ def evaluate_peer(library: QasperLibrary, passage_embedder, with_library: bool =
     return report
 
 
+class ModelEmbedders:
+    """Each configuration's passage cache and question encoder, for *its* model: the run's own, or for another
+    ``model_path`` (a compare of a fine-tuned model) encoders loaded once for that folder, so no configuration
+    is scored with another model's vectors. The peer always encodes with the bundled MiniLM (its recipe)."""
+
+    def __init__(self, passages: CachingEmbedder, questions, store: Path | None):
+        self._passages, self._questions, self._store = passages, questions, store
+        self._loaded: dict[str, tuple[CachingEmbedder, object]] = {}
+
+    def for_config(self, config) -> tuple["CachingEmbedder", object]:
+        passages, questions = self._passages, self._questions
+        model = str(Path(config.resolved_model_path).resolve())
+        if model != str(Path(passages.model_path).resolve()):
+            if model not in self._loaded:
+                from index import load_embedder
+
+                self._loaded[model] = (CachingEmbedder(load_embedder(config, ingest=True), self._store),
+                                       load_embedder(config))
+            passages, questions = self._loaded[model]
+        return passages.for_engine(config.ingest_encoder_backend), questions.sibling(config.encoder_backend)
+
+    def peer(self) -> "CachingEmbedder":
+        from settings import bundled_model_path
+
+        bundled = str(Path(bundled_model_path()).resolve())
+        if bundled != str(Path(self._passages.model_path).resolve()):
+            from index import Embedder
+
+            if bundled not in self._loaded:
+                inner = self._passages
+                self._loaded[bundled] = (CachingEmbedder(Embedder(bundled, inner.threads, EncoderEngine.ONNX,
+                                                                  inner.cache_dir), self._store), None)
+            return self._loaded[bundled][0].full_precision()
+        return self._passages.full_precision()
+
+
 def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers: int | None = None,
                with_library: bool = False, configurations: dict[str, object] | None = None,
                progress: Progress | None = None, workdir: Path | None = None,
@@ -333,19 +369,19 @@ def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers
     started = time.perf_counter()
     loaded_papers = load_qasper(Path(path), papers)
     configurations = configurations or {"ReportQA": settings}
-    cache = CachingEmbedder(passage_embedder, vector_store)
+    models = ModelEmbedders(CachingEmbedder(passage_embedder, vector_store), question_embedder, vector_store)
     folder = Path(tempfile.mkdtemp(prefix="reportqa-qasper-", dir=workdir))
     try:
         library = QasperLibrary(loaded_papers, folder)
         systems, failed = [], set()
         for name, config in configurations.items():
-            report, missing = evaluate_reportqa(library, config, cache.for_engine(config.ingest_encoder_backend),
-                                                question_embedder, name,
+            passages, questions = models.for_config(config)
+            report, missing = evaluate_reportqa(library, config, passages, questions, name,
                                                 with_library=with_library, progress=progress,
                                                 searcher=(searchers or {}).get(name))
             systems.append(report)
             failed.update(missing)
-        systems.append(evaluate_peer(library, cache.full_precision(), with_library, progress))  # a fixed reference
+        systems.append(evaluate_peer(library, models.peer(), with_library, progress))  # a fixed reference
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     questions = _questions(loaded_papers)

@@ -219,3 +219,27 @@ def test_cli_runs_qasper_and_an_a_b_on_it(tiny_file, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"chunk_tokens": 3}))
     out = run("--compare", str(tmp_path / "base.json"), str(tmp_path / "bad.json"))
     assert out.returncode == 3 and "bad setting chunk_tokens" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_each_configuration_encodes_with_its_own_model_and_the_peer_with_minilm(settings, embedder, passage_embedder,
+                                                                                  tmp_path):
+    """A compare of ``model_path`` (a fine-tuned folder) must not score that configuration with the run's vectors."""
+    import shutil
+    from pathlib import Path
+
+    from eval.compare import apply_overrides
+    from eval.qasper import CachingEmbedder, ModelEmbedders
+
+    copy = tmp_path / "model"
+    shutil.copytree(settings.resolved_model_path, copy)
+    models = ModelEmbedders(CachingEmbedder(passage_embedder), embedder, None)
+    passages, questions = models.for_config(settings)
+    assert passages.model_path == passage_embedder.model_path and questions is embedder
+    other = apply_overrides(settings, {"model_path": str(copy)})  # as `--compare` applies an overrides file
+    passages, questions = models.for_config(other)
+    assert Path(passages.model_path) == copy.resolve() and Path(questions.model_path) == copy.resolve()
+    assert models.for_config(other)[0] is passages  # loaded once per model
+    bundled = Path(settings.resolved_model_path).resolve()
+    assert Path(models.peer().model_path) == bundled
+    tuned_run = ModelEmbedders(passages, questions, None)  # a run whose own model is the other folder
+    assert Path(tuned_run.peer().model_path) == bundled
