@@ -285,18 +285,19 @@ def _papers_questions(path: Path, papers: int | None):
 def run_report_compare(configs: dict[str, object], passage_embedder, question_embedder, split: str,
                        progress: Progress | None = None) -> Comparison:
     """Both configurations and the peer on the bundled report's eval set (``split`` half), section level."""
-    from eval.qasper import CachingEmbedder
+    from eval.qasper import CachingEmbedder, ModelEmbedders
     from eval.splits import select
 
     if len(configs) != 2:
         raise BadOverrides("--compare takes two configurations with different names")
     questions = select(read_report_questions(), split)
-    passage_embedder = CachingEmbedder(passage_embedder)  # B reuses A's sentence vectors (same precision)
+    # B reuses A's sentence vectors when both use one model at one precision; another model_path gets its own.
+    models = ModelEmbedders(CachingEmbedder(passage_embedder), question_embedder, None)
     with tempfile.TemporaryDirectory(prefix="reportqa-compare-") as folder:
         runs, result = [], None
         for name, config in configs.items():
-            scores, result = score_report_config(name, config, passage_embedder.for_engine(config.ingest_encoder_backend),
-                                                 question_embedder, questions, Path(folder), progress)
+            scores, result = score_report_config(name, config, *models.for_config(config), questions, Path(folder),
+                                                 progress)
             runs.append(scores)
-        peer = score_report_peer(result, passage_embedder.full_precision(), questions)  # fp32: a fixed reference
+        peer = score_report_peer(result, models.peer(), questions)  # bundled MiniLM, fp32: a fixed reference
     return compare_runs(runs[0], runs[1], peer)
