@@ -187,11 +187,12 @@ class QasperLibrary:
             rendered = render_markdown(paper)
             (self.source / f"{paper.id}.md").write_text(rendered.text)
             self.rendered[paper.id] = rendered
-        self._builds: dict[BuildSettings, tuple[object, dict[str, str], list[str]]] = {}
+        self._builds: dict[tuple[BuildSettings, str, str], tuple[object, dict[str, str], list[str]]] = {}
 
     def build(self, settings, passage_embedder, progress: Progress | None = None):
-        """(loaded index, paper id -> document id, papers not ingested) for these settings' chunking."""
-        key = BuildSettings.from_settings(settings)
+        """(loaded index, paper id -> document id, papers not ingested) for these settings' chunking and the
+        passage encoder's model and precision (configurations that differ only in retrieval share a build)."""
+        key = (BuildSettings.from_settings(settings), passage_embedder.fingerprint, passage_embedder.precision)
         if key not in self._builds:
             local = settings.model_copy(update={"index_dir": self.folder / f"index-{len(self._builds)}"})
             result = ingest_paths([self.source], Chunker.from_settings(local),

@@ -70,6 +70,15 @@ def test_training_moves_the_model_and_the_saved_folder_loads_in_the_onnx_engine(
     a, b = tuned.encode_query(question), original.encode_query(question)
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-4)
     assert 0.5 < float(a @ b) < 0.99999  # moved, not replaced
+    # the QASPER runner builds a library once per chunking *and model*: the tuned folder gets its own vectors
+    from eval.compare import apply_overrides
+    from eval.qasper import QasperLibrary
+
+    library = QasperLibrary(papers, tmp_path / "library")
+    tuned_settings = apply_overrides(settings, {"model_path": str(out)})
+    base_build, tuned_build = library.build(settings, original)[0], library.build(tuned_settings, tuned)[0]
+    assert tuned_build is not base_build and library.build(tuned_settings, tuned)[0] is tuned_build
+    assert tuned_build.manifest["model"]["fingerprint"] != base_build.manifest["model"]["fingerprint"]
     with pytest.raises(ValueError, match="fewer than one batch"):
         train(model, triples[:1], TrainConfig(batch=2))
 
