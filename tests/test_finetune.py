@@ -33,7 +33,8 @@ def papers(tmp_path_factory):
             _qa("d", "How was the data split?", [PARAS["Data"][1]]),
             _qa("e", "What is in table 3?", ["FLOAT SELECTED: Table 3"])],
                "full_text": [{"section_name": n, "paragraphs": p} for n, p in PARAS.items()]},
-        "p2": {"title": "Alone", "abstract": "", "full_text": [{"section_name": "Only", "paragraphs": ["One paragraph."]}],
+        "p2": {"title": "Alone", "abstract": "",
+               "full_text": [{"section_name": "Only", "paragraphs": ["One paragraph."]}],
                "qas": [_qa("f", "What is there?", ["One paragraph."])]},
     }
     path = tmp_path_factory.mktemp("ft") / "qasper-train-tiny.json"
