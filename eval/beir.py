@@ -147,7 +147,8 @@ def beir_retriever(settings, embedder, fields: str = "multifield", vector_store:
             sentence_vectors=embedded.sentences.astype(np.float16),  # stored as a build stores them
             sentence_offsets=offsets, acronyms={},
         )
-        return Retriever(loaded, embedder, FusionWeights.from_settings(settings), candidates=max(settings.candidates, DEPTH))
+        return Retriever(loaded, embedder, FusionWeights.from_settings(settings),
+                         candidates=max(settings.candidates, DEPTH))
 
     return build
 

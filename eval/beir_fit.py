@@ -5,11 +5,11 @@
 The product's own retriever is built once over the corpus (:func:`eval.beir.beir_retriever`, vectors
 cached on disk), and each query's three lists — dense, BM25 and the candidates ranked by their best
 sentence's cosine — are computed once per candidate depth with the retriever's own code. Every grid point
-then only re-fuses those lists (the same weighted RRF or convex combination as :meth:`index.Retriever.search`,
-vectorised over the queries), so the grid costs milliseconds per configuration. The script reads the fit split only: it
-chooses on the train queries (and shows the choice's two-fold estimate inside train: choose on one half,
-score on the other); the chosen settings are then scored once on test with
-``reportqa eval --beir DIR`` and the settings as REPORTQA_* overrides.
+then only re-fuses those lists (the same weighted RRF or convex combination as
+:meth:`index.Retriever.search`, vectorised over the queries), so the grid costs milliseconds per
+configuration. The script reads the fit split only: it chooses on the train queries (and shows the
+choice's two-fold estimate inside train: choose on one half, score on the other); the chosen settings are
+then scored once on test with ``reportqa eval --beir DIR`` and the settings as REPORTQA_* overrides.
 """
 from __future__ import annotations
 

@@ -105,7 +105,8 @@ def test_vectorised_fusion_matches_the_retrievers_own(dataset, settings, embedde
     retriever = beir_retriever(settings, embedder)(data.corpus, None)
     lists = collect(retriever, data, depths=(2, 5))
     configs = [Config(1.3, 1.0, 1.0, 60, 5), Config(1.0, 1.0, 0.0, 10, 5), Config(0.5, 1.0, 3.0, 5, 2),
-               Config(2.0, 1.0, 0.5, 1, 2), Config(1.0, 1.0, 0.0, 5, 5, "convex"), Config(2.0, 1.0, 1.0, 5, 2, "convex")]
+               Config(2.0, 1.0, 0.5, 1, 2), Config(1.0, 1.0, 0.0, 5, 5, "convex"),
+               Config(2.0, 1.0, 1.0, 5, 2, "convex")]
     for config in configs:
         assert ndcg_per_query(lists[config.depth], config).mean() == pytest.approx(
             reference_ndcg(retriever, data, config), abs=1e-12)

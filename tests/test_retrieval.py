@@ -62,7 +62,8 @@ def test_convex_fusion_combines_the_normalised_dense_and_bm25_scores(retriever):
         by_hand = fused_order(convex_combination([dense, bm25], [2.0, 1.0]))[:10]
         hits = convex.search(Query(question, k=10)).hits
         assert [retriever.chunk_position[h.chunk.id] for h in hits] == by_hand
-        assert hits[0].explanation.fused_score == pytest.approx(max(convex_combination([dense, bm25], [2.0, 1.0]).values()))
+        best = max(convex_combination([dense, bm25], [2.0, 1.0]).values())
+        assert hits[0].explanation.fused_score == pytest.approx(best)
         differ += [h.chunk.id for h in hits] != [h.chunk.id for h in rrf.search(Query(question, k=10)).hits]
     assert differ  # not RRF under another name
 
