@@ -26,7 +26,7 @@ import numpy as np
 from eval.beir import beir_retriever, default_vector_store, load_beir
 from eval.metrics import dedupe, ndcg_at
 from index import Query
-from index.fusion import CONVEX, RRF, fused_order
+from index.fusion import CONVEX, RRF, fused_order, min_max
 from settings import RetrievalMode
 
 # Weighted RRF is scale-free (all weights times c rank alike), so BM25's weight stays 1 and the others move.
@@ -95,8 +95,8 @@ def collect(retriever, data, depths=DEPTHS, progress=None) -> dict[int, Lists]:
             dense, bm25, best = query_lists(retriever, question, depth, vector)
             ids = sorted(dense.keys() | bm25.keys())
             by_sentence = {i: r for r, i in enumerate(sorted(best, key=lambda i: (-best[i][0], i)), 1)}
-            normalised = [_normalised({i: s for i, (_, s) in dense.items()}), _normalised({i: s for i, (_, s) in
-                          bm25.items()}), _normalised({i: s for i, (s, _) in best.items()})]
+            normalised = [min_max({i: s for i, (_, s) in dense.items()}), min_max({i: s for i, (_, s) in
+                          bm25.items()}), min_max({i: s for i, (s, _) in best.items()})]
             rows[depth].append((ids, [dense[i][0] if i in dense else MISSING for i in ids],
                                 [bm25[i][0] if i in bm25 else MISSING for i in ids],
                                 [by_sentence.get(i, MISSING) for i in ids],
@@ -105,15 +105,6 @@ def collect(retriever, data, depths=DEPTHS, progress=None) -> dict[int, Lists]:
         if progress and (n % 50 == 0 or n == len(qids)):
             progress(n, len(qids))
     return {d: _pad(r) for d, r in rows.items()}
-
-
-def _normalised(scores: dict[int, float]) -> dict[int, float]:
-    """Min-max over the list's candidates with the float operations of ``convex_combination``."""
-    if not scores:
-        return {}
-    low, high = min(scores.values()), max(scores.values())
-    span = high - low
-    return {i: (s - low) / span if span > 0 else 1.0 for i, s in scores.items()}
 
 
 def _pad(rows: list) -> Lists:

@@ -333,6 +333,7 @@ class ModelEmbedders:
     def __init__(self, passages: CachingEmbedder, questions, store: Path | None):
         self._passages, self._questions, self._store = passages, questions, store
         self._loaded: dict[str, tuple[CachingEmbedder, object]] = {}
+        self._peer: CachingEmbedder | None = None
 
     def for_config(self, config) -> tuple["CachingEmbedder", object]:
         passages, questions = self._passages, self._questions
@@ -350,15 +351,14 @@ class ModelEmbedders:
         from settings import bundled_model_path
 
         bundled = str(Path(bundled_model_path()).resolve())
-        if bundled != str(Path(self._passages.model_path).resolve()):
+        if bundled == str(Path(self._passages.model_path).resolve()):
+            return self._passages.full_precision()
+        if self._peer is None:
             from index import Embedder
 
-            if bundled not in self._loaded:
-                inner = self._passages
-                self._loaded[bundled] = (CachingEmbedder(Embedder(bundled, inner.threads, EncoderEngine.ONNX,
-                                                                  inner.cache_dir), self._store), None)
-            return self._loaded[bundled][0].full_precision()
-        return self._passages.full_precision()
+            own = self._passages
+            self._peer = CachingEmbedder(Embedder(bundled, own.threads, EncoderEngine.ONNX, own.cache_dir), self._store)
+        return self._peer
 
 
 def run_qasper(path: Path, settings, passage_embedder, question_embedder, papers: int | None = None,

@@ -72,22 +72,24 @@ def weighted_rrf(rankings: Sequence[Mapping[int, int]], weights: Sequence[float]
     return fused
 
 
+def min_max(scores: Mapping[int, float]) -> dict[int, float]:
+    """``scores`` mapped onto [0, 1] over their own range; all alike -> 1 each."""
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {doc: (s - low) / span if span > 0 else 1.0 for doc, s in scores.items()}
+
+
 def convex_combination(scores: Sequence[Mapping[int, float]], weights: Sequence[float]) -> dict[int, float]:
     """Fused scores of every id in any of ``scores`` (each ``{id: score}``, higher better), by the convex
-    combination above; lists summed in the order given."""
+    combination above; lists summed in the order given (an id absent from a list adds nothing there)."""
     if len(scores) != len(weights):
         raise ValueError(f"{len(scores)} score lists but {len(weights)} weights")
     fused: dict[int, float] = {}
     for listed, weight in zip(scores, weights):
-        if not listed:
-            continue
-        low, high = min(listed.values()), max(listed.values())
-        span = high - low
-        for doc, score in listed.items():
-            fused[doc] = fused.get(doc, 0.0) + weight * ((score - low) / span if span > 0 else 1.0)
-    for listed in scores:  # absent from a list: its minimum, which adds 0
-        for doc in listed:
-            fused.setdefault(doc, 0.0)
+        for doc, normalised in min_max(listed).items():
+            fused[doc] = fused.get(doc, 0.0) + weight * normalised
     return fused
 
 

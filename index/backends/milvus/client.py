@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from index.backends.base import BackendUnavailable
+from index.fusion import RRF
 
 
 class MilvusUnavailable(BackendUnavailable):
@@ -75,7 +76,7 @@ class MilvusTarget:
         return cls(
             resolve_uri(settings.milvus_uri if uri is None else uri, Path(settings.index_dir)),
             collection or settings.milvus_collection, token, settings.rrf_k,
-            engine_fusion=settings.weight_dense == settings.weight_bm25 and settings.fusion == "rrf",
+            engine_fusion=settings.weight_dense == settings.weight_bm25 and settings.fusion == RRF,
         )
 
     @property
