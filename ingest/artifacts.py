@@ -32,9 +32,10 @@ def remove_page_furniture(doc, page_starts: tuple[int, ...], protected: set[int]
         doc.remove(idx, kind)
 
 
-def remove_dot_leader_toc(doc) -> DotLeaderToc:
+def remove_dot_leader_toc(doc, protected: set[int] = frozenset()) -> DotLeaderToc:
+    """Mask a dot-leader table of contents (or index); a line a bookmark points at stays: it is a heading."""
     toc = find_dot_leader_toc(doc.texts, doc.removed())
-    for idx in sorted(toc.lines):
+    for idx in sorted(toc.lines - set(protected)):
         doc.remove(idx, "toc")
     return toc
 

@@ -8,7 +8,7 @@ import re
 from ingest.artifacts import page_line_ranges
 from ingest.markdown import MarkdownHeading, read_blocks
 from ingest.numbering import parse_numbering
-from ingest.pdf import Bookmark, anchor_bookmarks
+from ingest.pdf import Bookmark, anchor_bookmarks, match_words, printed_number
 from ingest.text import margin_headings, numbered_title
 
 # A run of this many unnumbered same-level headings with no prose between them is a set of labels
@@ -104,7 +104,9 @@ def bookmark_headings(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> No
         if line.heading is not None:
             continue  # two bookmarks on one line: the first one names it
         line.heading = mark.title
-        line.numbering = parse_numbering(mark.title, explicit=True)
+        # an outline may leave out the number the page prints over the heading ("2.4 Library Notes")
+        line.numbering = (parse_numbering(mark.title, explicit=True)
+                          or printed_number(line.text, match_words(mark.title), whole=first + 1 == end))
         line.stated_level = mark.depth if nested else 0
         for extra in range(first + 1, end):
             doc.lines[extra].heading_part = True

@@ -149,7 +149,7 @@ def join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
     return "".join(parts), tuple(starts)
 
 
-def _words(text: str) -> list[str]:
+def match_words(text: str) -> list[str]:
     """Words for matching a bookmark to page text: ligatures (U+FB01 'fi') and quotes folded."""
     return re.sub(r"[^\w]+", " ", unicodedata.normalize("NFKC", text).lower()).split()
 
@@ -163,11 +163,25 @@ def _find_anchor(texts: list[str], lines: range, skip: set[int], numbering, titl
         # "3.2" also matches "3.2." and "Exhibit 3.2", never "3.2.1" or "13.2"
         label = re.compile(rf"^(?:\w+\s+)?{re.escape(numbering.label)}(?![\w\-]|\.\w)", re.I)
         return next((i for i in candidates if label.match(texts[i].strip())), None)
-    exact = next((i for i in candidates if _words(texts[i]) == title_words), None)
+    exact = next((i for i in candidates if match_words(texts[i]) == title_words), None)
     if exact is not None:
         return exact
-    return next((i for i in candidates[:search_lines] if _words(texts[i]) and
-                 _prefix_match(_words(texts[i]), title_words)), None)
+    # Outlines often leave out the number the page prints ("Library Notes" over "2.4 Library Notes")
+    numbered = next((i for i in candidates if printed_number(texts[i], title_words, whole=True)), None)
+    if numbered is not None:
+        return numbered
+    return next((i for i in candidates[:search_lines] if match_words(texts[i]) and (
+        _prefix_match(match_words(texts[i]), title_words) or printed_number(texts[i], title_words))), None)
+
+
+def printed_number(line: str, title_words: list[str], whole: bool = False):
+    """The number printed before an unnumbered bookmark's title on ``line`` ("2.4" of "2.4 Library Notes"),
+    when the rest of the line is the title (``whole``) or starts it (a wrapped heading); else None."""
+    numbering = parse_numbering(line, explicit=True)
+    if numbering is None or not numbering.rest:
+        return None
+    rest = match_words(numbering.rest)
+    return numbering if (rest == title_words if whole else _prefix_match(rest, title_words)) else None
 
 
 def _prefix_match(line_words: list[str], title_words: list[str]) -> bool:
@@ -181,7 +195,7 @@ def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[st
     end, remaining = first + 1, title_words
     while end < stop and remaining:
         line = texts[end].strip()
-        words = _words(line)
+        words = match_words(line)
         if _DATE_LINE.match(line):
             end += 1
             continue
@@ -204,7 +218,7 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
         page = page_lines[mark.page]
         start = max(page.start, cursor)
         numbering = parse_numbering(mark.title, explicit=True)
-        title_words = _words(numbering.rest if numbering else mark.title)
+        title_words = match_words(numbering.rest if numbering else mark.title)
         found = _find_anchor(texts, range(start, page.stop), skip, numbering, title_words, search_lines)
         if found is None and (search_lines != TITLE_SEARCH_LINES or exact_only):
             continue  # a font heading not found in the text is dropped, never guessed
@@ -213,7 +227,11 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
             anchored.append((first, first, mark))
             cursor = first
             continue
-        on_line = _words(texts[found].split(numbering.label, 1)[-1]) if numbering else _words(texts[found])
+        if numbering:
+            on_line = match_words(texts[found].split(numbering.label, 1)[-1])
+        else:
+            printed = printed_number(texts[found], title_words)
+            on_line = match_words(printed.rest if printed else texts[found])
         remaining = title_words[len(on_line):] if title_words[: len(on_line)] == on_line else title_words
         end = _heading_lines(texts, found, page.stop, remaining)
         anchored.append((found, end, mark))

@@ -21,7 +21,7 @@ def parse_report(doc_text: str, markdown: bool = True, page_starts: tuple[int, .
     doc = ReportLines(doc_text, markdown)
     protected = headings.bookmark_lines(doc, page_starts, bookmarks) if bookmarks else set()
     artifacts.remove_page_furniture(doc, page_starts, protected)
-    toc = artifacts.remove_dot_leader_toc(doc)
+    toc = artifacts.remove_dot_leader_toc(doc, protected)
     if bookmarks:
         headings.bookmark_headings(doc, page_starts, bookmarks)
     elif font_headings and page_starts:

@@ -168,6 +168,35 @@ def test_pdf_nested_bookmarks_state_the_levels(tmp_path, settings):
     assert sections[1].parent_id == sections[0].id
 
 
+def test_pdf_outline_without_printed_numbers_finds_every_heading_on_a_shared_page(tmp_path, settings):
+    """Outlines often drop the number the page prints ("Supply" over "1.1 Supply"), put several headings on
+    one page, and point at an index whose dot leaders look like a table of contents."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    for n, (number, title) in enumerate([("1", "Energy"), ("1.1", "Supply"), ("1.2", "Demand")]):
+        pdf.start_section(title, level=1 if n else 0)
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"{number} {title}")
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"{title} work is planned. {BODY}")
+    pdf.add_page()
+    pdf.start_section("Index", level=0)
+    pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text="Index")
+    for term, page in [("demand", 1), ("energy", 1), ("supply", 1), ("tariffs", 1)]:
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"{term} {'. ' * 30}{page}")
+    path = tmp_path / "unnumbered-outline.pdf"
+    pdf.output(str(path))
+    doc = read_report(path)
+    parsed = parse_document(doc)
+    sections = [s for s in parsed.sections if s.title]
+    assert [(s.number, s.title, s.level) for s in sections] == [
+        ("1", "Energy", 1), ("1.1", "Supply", 2), ("1.2", "Demand", 2), ("", "Index", 1)]
+    for s in sections[:3]:  # each section starts at its own printed heading, not at the page top
+        assert doc.text[s.char_start:s.char_end].startswith(f"{s.number} {s.title}")
+        assert f"{s.title} work is planned" in doc.text[s.char_start:s.char_end]
+
+
 def test_pdf_without_bookmarks_uses_numbered_lines(tmp_path, settings):
     path = tmp_path / "plain.pdf"
     _pdf(path, bookmarks=False)
