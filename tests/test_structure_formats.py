@@ -258,6 +258,19 @@ def test_markdown_page_headers_with_page_numbers_are_not_sections():
     assert body.count("on the next page.") == 5 and body.count("It continues") == 5
 
 
+def test_repeated_lines_ending_in_versions_or_addresses_are_body_not_footers():
+    """Without page breaks, footers are found by a page number that changes; the last digits of a version
+    ("added: v10.2.0") or an address ("pull/41678") are no page number, and the lines beside them stay."""
+    text = "# Files\n\n"
+    for n, version in enumerate(["v10.0.0", "v0.1.31", "v12.12.0", "v0.0.2", "v14.1.7"]):
+        text += (f"## {['Open', 'Read', 'Write', 'Close', 'Sync'][n]}\n\nadded: {version}\nchanges: https://example.org/pull/4{n}678\n\n"
+                 f"* Returns: {{boolean}}\n\n{BODY}\n\n")
+    parsed = parse_report(text)
+    assert parsed.artifact_counts().get("footer", 0) == parsed.artifact_counts().get("header", 0) == 0
+    body = " ".join(text[a:b] for spans in parsed.paragraphs.values() for a, b in spans)
+    assert body.count("Returns: {boolean}") == 5 and body.count("added: v") == 5
+
+
 def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
     text = ("Contents\n\n   1. Scope ........ 1\n   2. Terms ........ 1\n   3. Method ........ 2\n\n"
             "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
