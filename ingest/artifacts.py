@@ -42,7 +42,8 @@ def remove_dot_leader_toc(doc, protected: set[int] = frozenset()) -> DotLeaderTo
 
 def take_title(doc) -> str:
     """The first heading (unnumbered), or a short first line, is the document's title."""
-    first = next((i for i, ln in enumerate(doc.lines) if not ln.blank and not ln.removed), None)
+    first = next((i for i, ln in enumerate(doc.lines) if not ln.blank and not ln.removed and not ln.heading_part),
+                 None)  # a heading part: an overline over the title
     if first is None:
         return ""
     cand = doc.lines[first]

@@ -27,9 +27,9 @@ _PAGE_NUMBER = re.compile(
     r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
 # A footer that carries the page number at one end: "2 Example Agency | March 2024",
 # "Doe   Informational   [Page 12]", "Annual Review | page 3".
-# The number stands alone: not the tail of a version or an address ("added: v10.0.0", "pull/41678").
+# The number stands alone: not the tail of a version, an address or a date ("v10.0.0", "pull/41678", "2021-10-04").
 _NUMBER_AT_END = re.compile(
-    r"^(?P<core>.*?\S)\s*[|.,:;\-–—]?\s*(?:\[?\s*page\s+)?(?<![\w./])(?P<num>\d{1,4})\s*\]?\s*$", re.I)
+    r"^(?P<core>.*?\S)\s*[|.,:;\-–—]?\s*(?:\[?\s*page\s+)?(?<![\w./])(?<!\d-)(?P<num>\d{1,4})\s*\]?\s*$", re.I)
 _NUMBER_AT_START = re.compile(r"^\s*(?:page\s+)?(?P<num>\d{1,4})\s*[|.,:;\-–—]?\s+(?P<core>\S.*)$", re.I)
 _MD_MARKERS = re.compile(r"^\s{0,3}#{1,6}\s+|[*_`]+")
 

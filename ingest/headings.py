@@ -9,7 +9,7 @@ from ingest.artifacts import page_line_ranges
 from ingest.markdown import MarkdownHeading, read_blocks
 from ingest.numbering import parse_numbering
 from ingest.pdf import Bookmark, anchor_bookmarks, match_words, printed_number
-from ingest.text import margin_headings, numbered_title
+from ingest.text import margin_headings, numbered_title, underlined_headings
 
 # A run of this many unnumbered same-level headings with no prose between them is a set of labels
 # (a chart legend, table rows, a cover page's words), not sections.
@@ -61,6 +61,15 @@ def _only_blank_between(doc, first: int, last: int) -> bool:
 
 
 def text_headings(doc, pdf: bool = False, toc_entries: tuple = ()) -> None:
+    if not pdf:
+        for title in underlined_headings(doc.texts, doc.removed()):
+            line = doc.lines[title.first]
+            line.heading = " ".join(" ".join(doc.texts[title.first:title.underline]).split())
+            line.numbering = parse_numbering(line.heading)
+            line.md_level = title.level  # placed as Markdown's setext headings are
+            overline = [] if title.overline is None else [title.overline]
+            for extra in [*range(title.first + 1, title.underline + 1), *overline]:
+                doc.lines[extra].heading_part = True
     for idx, numbering in margin_headings(doc.texts, doc.removed(), need_isolation=not pdf).items():
         if pdf and numbering is None:
             continue  # PDF text has no blank lines to tell an unnumbered title from a short body line

@@ -5,11 +5,13 @@ A heading is a line at column 0 that starts with a printed number
 a title (short, no sentence punctuation at the end), stands alone between blank lines, and whose number
 comes after the previous heading's in document order — so numbered list items and sentences that begin
 with a section number are not taken. Where the body is indented, short title lines at the margin are
-unnumbered headings (``Abstract``, ``Acknowledgments``).
+unnumbered headings (``Abstract``, ``Acknowledgments``). A title underlined with a row of ``=``, ``-`` or
+``~`` (the setext / reStructuredText convention many plain-text documents follow) is a heading too.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ingest.numbering import Numbering, order_key, parse_numbering
 
@@ -118,3 +120,60 @@ def _longest_advancing(candidates: list[tuple[int, tuple]]) -> set[int]:
         chosen.add(candidates[n][0])
         n = back[n]
     return chosen
+
+
+# An underline is one character repeated, about as long as the title it underlines (a longer or much
+# shorter row under a paragraph is a horizontal rule, not an underline).
+_UNDERLINE = re.compile(r"^([=\-~^*#+])\1{2,}\s*$")
+UNDERLINE_MIN_SHARE, UNDERLINE_SLACK = 0.7, 3
+UNDERLINE_LEVELS = "=-"  # Markdown's setext levels; any other character ranks below, in order of first use
+MAX_UNDERLINED_LINES = 3  # "What's New in 3.12" / "(since 3.11)" / "Released 2022-10-24" over one underline
+
+
+def _title_block(texts: list[str], last: int) -> int | None:
+    """First line of the short block of title lines that ends at ``last``, or None when it is a paragraph.
+    The underline vouches for the title, so a question mark may end it; a comma or a full stop may not."""
+    first = last
+    while first > 0 and texts[first - 1].strip() and not _UNDERLINE.match(texts[first - 1]):
+        first -= 1
+        if last - first >= MAX_UNDERLINED_LINES:
+            return None
+    for t in texts[first:last + 1]:
+        t_ = t.strip()
+        if (t[:1].isspace() or len(t_) > MAX_TITLE_CHARS or len(t_.split()) > MAX_TITLE_WORDS
+                or _DOT_LEADER.search(t_) or not _reads_as_title(t_.rstrip("?!"))):
+            return None
+    return first
+
+
+@dataclass(frozen=True)
+class UnderlinedTitle:
+    first: int  # the title's first line
+    underline: int  # the underline; the title is lines first .. underline - 1
+    overline: int | None  # a row above the title too (reStructuredText), or None
+    level: int
+
+
+def underlined_headings(texts: list[str], skip: set[int]) -> list[UnderlinedTitle]:
+    """Every title underlined with a row of one character, with its level: ``=`` 1, ``-`` 2, any other
+    character below those, in order of first use."""
+    found: list[UnderlinedTitle] = []
+    others: list[str] = []
+    for i in range(1, len(texts)):
+        if i in skip or not texts[i - 1].strip() or not _UNDERLINE.match(texts[i]):
+            continue
+        first = _title_block(texts, i - 1)
+        if first is None or any(j in skip for j in range(first, i)):
+            continue
+        length = max(len(t.rstrip()) for t in texts[first:i])
+        if not UNDERLINE_MIN_SHARE * length <= len(texts[i].rstrip()) <= length + UNDERLINE_SLACK:
+            continue
+        char = texts[i].strip()[0]
+        if char in UNDERLINE_LEVELS:
+            level = UNDERLINE_LEVELS.index(char) + 1
+        else:
+            others += [char] if char not in others else []
+            level = len(UNDERLINE_LEVELS) + others.index(char) + 1
+        over = first - 1 if first >= 1 and _UNDERLINE.match(texts[first - 1]) else None
+        found.append(UnderlinedTitle(first, i, over, level))
+    return found

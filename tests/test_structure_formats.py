@@ -271,6 +271,25 @@ def test_repeated_lines_ending_in_versions_or_addresses_are_body_not_footers():
     assert body.count("Returns: {boolean}") == 5 and body.count("added: v") == 5
 
 
+def test_plain_text_underlined_titles_are_headings_and_rules_under_paragraphs_stay_body():
+    """Setext / reStructuredText titles in a .txt: '=' over '-', a number still decides the level below,
+    a title may take two lines over one underline, and a row of dashes under a sentence is no title."""
+    text = ("=================\nRegional Outlook\n=================\n\n" + BODY + "\n\n"
+            "1. Energy Supply\n----------------\n\n" + BODY + "\n\n"
+            "1.1. Solar farms\n\n" + BODY + "\n\n"
+            "2. Transport (since 2020)\nRevised on 2024-03-01\n-------------------------\n\n" + BODY + "\n\n"
+            "The figures below were revised in March.\n----------------------------------------\n\n"
+            + BODY + "\n\nAnnex\n=====\n\nMethod notes are here.\n")
+    parsed = parse_report(text, markdown=False)
+    got = [(s.number, s.title, s.level) for s in parsed.sections if s.title]
+    assert got == [("1", "1. Energy Supply", 1), ("1.1", "1.1. Solar farms", 2),
+                   ("2", "2. Transport (since 2020) Revised on 2024-03-01", 1), ("", "Annex", 1)], got
+    assert parsed.title == "Regional Outlook"
+    body = " ".join(text[a:b] for spans in parsed.paragraphs.values() for a, b in spans)
+    assert "The figures below were revised in March." in body
+    assert "=====" not in body and "Energy Supply" not in body and "Revised on" not in body
+
+
 def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
     text = ("Contents\n\n   1. Scope ........ 1\n   2. Terms ........ 1\n   3. Method ........ 2\n\n"
             "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
