@@ -69,7 +69,54 @@ def _unnumbered_title(text: str) -> bool:
 
 
 def margin_headings(texts: list[str], skip: set[int], need_isolation: bool = True) -> dict[int, Numbering | None]:
-    """Line index -> numbering (None for an unnumbered margin heading)."""
+    """Line index -> numbering (None for an unnumbered margin heading). A document that keeps nothing
+    numbered at column 0 (a licence or a memo set in by a few spaces throughout) has its margin where its
+    numbered titles are: :func:`indented_headings`."""
+    found = _at_margin(texts, skip, need_isolation)
+    if need_isolation and not any(n is not None for n in found.values()):
+        found.update(indented_headings(texts, skip))
+    return found
+
+
+MAX_MARGIN_INDENT = 4
+# "0. Definitions." and "14. Revised Versions of this License." end with a full stop and are titles: the
+# first word and most words of four letters or more are capitalised, as in no sentence.
+TITLE_CASE_SHARE = 2 / 3
+_CAPITALISED = re.compile(r"^[\W\d]*[A-Z]")
+
+
+def _title_case_with_stop(rest: str) -> bool:
+    text = rest.strip()
+    words = text.rstrip(".").split()
+    long_words = [w for w in words if len(w.strip("\"'“”()")) >= 4]
+    if not text.endswith(".") or not words or len(words) > MAX_TITLE_WORDS or not long_words:
+        return False
+    capitalised = sum(bool(_CAPITALISED.match(w)) for w in long_words)
+    return (bool(_CAPITALISED.match(words[0])) and capitalised >= TITLE_CASE_SHARE * len(long_words)
+            and _reads_as_title(text.rstrip(".")))
+
+
+def indented_headings(texts: list[str], skip: set[int]) -> dict[int, Numbering]:
+    """Numbered titles set in by at most a few spaces, alone between blank lines, numbers advancing."""
+    decimals: list[tuple[int, tuple]] = []
+    found: dict[int, Numbering] = {}
+    for i, text in enumerate(texts):
+        indent = len(text) - len(text.lstrip(" "))
+        if i in skip or not 0 < indent <= MAX_MARGIN_INDENT or not _isolated(texts, skip, i):
+            continue
+        line = text.strip()
+        numbering = numbered_title(line)
+        if numbering is None and (n := parse_numbering(line)) is not None and _title_case_with_stop(n.rest):
+            numbering = n
+        if numbering is None or numbering.kind != "decimal":
+            continue
+        decimals.append((i, order_key(numbering)))
+        found[i] = numbering
+    in_order = _longest_advancing(decimals)
+    return {i: n for i, n in found.items() if i in in_order}
+
+
+def _at_margin(texts: list[str], skip: set[int], need_isolation: bool) -> dict[int, Numbering | None]:
     found: dict[int, Numbering | None] = {}
     decimals: list[tuple[int, tuple]] = []  # (line, document-order key) of numbered decimal candidates
     indented = _body_is_indented(texts, skip)

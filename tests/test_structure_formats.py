@@ -290,6 +290,19 @@ def test_plain_text_underlined_titles_are_headings_and_rules_under_paragraphs_st
     assert "=====" not in body and "Energy Supply" not in body and "Revised on" not in body
 
 
+def test_plain_text_set_in_throughout_has_its_margin_where_its_numbered_titles_are():
+    """Nothing numbered at column 0 (a licence, a memo indented by two spaces): titles set in by a few
+    spaces count, a full stop may end one in Title Case, and a numbered sentence is still no title."""
+    text = "  TERMS OF SUPPLY\n\n"
+    for n, title in enumerate(["Definitions.", "Delivery of Goods.", "Revised Versions of this Agreement."]):
+        text += f"  {n}. {title}\n\n  {BODY}\nIt goes on at the margin.\n\n"
+        text += f"  {n + 5}. Send the signed form to the office by Friday.\n\n"
+    parsed = parse_report(text, markdown=False)
+    got = [(s.number, s.title) for s in parsed.sections if s.title]
+    assert got == [("0", "0. Definitions."), ("1", "1. Delivery of Goods."),
+                   ("2", "2. Revised Versions of this Agreement.")], got
+
+
 def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
     text = ("Contents\n\n   1. Scope ........ 1\n   2. Terms ........ 1\n   3. Method ........ 2\n\n"
             "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
