@@ -181,6 +181,8 @@ def printed_number(line: str, title_words: list[str], whole: bool = False):
     if numbering is None or not numbering.rest:
         return None
     rest = match_words(numbering.rest)
+    if title_words[:1] == match_words(numbering.label)[-1:]:
+        title_words = title_words[1:]  # "A Copying Information" over "Appendix A Copying Information"
     return numbering if (rest == title_words if whole else _prefix_match(rest, title_words)) else None
 
 
