@@ -55,6 +55,19 @@ def _isolated(texts: list[str], skip: set[int], i: int) -> bool:
     return neighbour_blank(-1) and neighbour_blank(1)
 
 
+def _hangs_over_indented_text(texts: list[str], skip: set[int], i: int) -> bool:
+    """Blank (or the start) above, and the next line set in: a title over its own indented text, as
+    definitions lists print it ("1.1. "Contributor"" / "    means each individual …")."""
+    above = i - 1
+    while above >= 0 and above in skip:
+        above -= 1
+    below = i + 1
+    while below < len(texts) and below in skip:
+        below += 1
+    return ((above < 0 or not texts[above].strip()) and below < len(texts)
+            and texts[below][:1].isspace() and bool(texts[below].strip()))
+
+
 def _body_is_indented(texts: list[str], skip: set[int]) -> bool:
     lines = [t for i, t in enumerate(texts) if t.strip() and i not in skip]
     if not lines:
@@ -96,13 +109,37 @@ def _title_case_with_stop(rest: str) -> bool:
             and _reads_as_title(text.rstrip(".")))
 
 
-def indented_headings(texts: list[str], skip: set[int]) -> dict[int, Numbering]:
-    """Numbered titles set in by at most a few spaces, alone between blank lines, numbers advancing."""
+CENTRE_TOLERANCE = 5  # columns between a centred title's middle and the middle of the text block
+TEXT_WIDTH_QUANTILE = 0.9  # the text block's width: most full lines reach it (ragged right)
+
+
+def _text_width(texts: list[str]) -> int:
+    lengths = sorted(len(t.rstrip()) for t in texts if t.strip())
+    return lengths[int(TEXT_WIDTH_QUANTILE * (len(lengths) - 1))] if lengths else 0
+
+
+def _centred_title(text: str, width: int) -> bool:
+    """A short title line set well in, its middle at the middle of the text block."""
+    line = text.strip()
+    left = len(text) - len(text.lstrip(" "))
+    return (left > 2 * MAX_MARGIN_INDENT and abs(left + len(line) / 2 - width / 2) <= CENTRE_TOLERANCE
+            and len(line.split()) <= MAX_TITLE_WORDS and not _SENTENCE_END.search(line)
+            and _CAPITALISED.match(line) is not None and parse_numbering(line) is None)
+
+
+def indented_headings(texts: list[str], skip: set[int]) -> dict[int, Numbering | None]:
+    """Numbered titles set in by at most a few spaces, alone between blank lines, numbers advancing; and
+    centred titles, alone between blank lines (None: unnumbered)."""
     decimals: list[tuple[int, tuple]] = []
-    found: dict[int, Numbering] = {}
+    found: dict[int, Numbering | None] = {}
+    width = _text_width(texts)
     for i, text in enumerate(texts):
         indent = len(text) - len(text.lstrip(" "))
-        if i in skip or not 0 < indent <= MAX_MARGIN_INDENT or not _isolated(texts, skip, i):
+        if i in skip or not indent or not _isolated(texts, skip, i):
+            continue
+        if indent > MAX_MARGIN_INDENT:
+            if _centred_title(text.rstrip(), width):
+                found[i] = None
             continue
         line = text.strip()
         numbering = numbered_title(line)
@@ -113,7 +150,7 @@ def indented_headings(texts: list[str], skip: set[int]) -> dict[int, Numbering]:
         decimals.append((i, order_key(numbering)))
         found[i] = numbering
     in_order = _longest_advancing(decimals)
-    return {i: n for i, n in found.items() if i in in_order}
+    return {i: n for i, n in found.items() if n is None or i in in_order}
 
 
 def _at_margin(texts: list[str], skip: set[int], need_isolation: bool) -> dict[int, Numbering | None]:
@@ -123,10 +160,13 @@ def _at_margin(texts: list[str], skip: set[int], need_isolation: bool) -> dict[i
     for i, text in enumerate(texts):
         if i in skip or not text.strip() or text[:1].isspace():
             continue
-        if need_isolation and not _isolated(texts, skip, i):
+        hanging = need_isolation and _hangs_over_indented_text(texts, skip, i)
+        if need_isolation and not _isolated(texts, skip, i) and not hanging:
             continue
         # Where the margin is kept for headings, "1 Introduction" (no dot, as older RFCs print it) is one too.
         numbering = numbered_title(text.rstrip(), explicit=indented)
+        if hanging and not _isolated(texts, skip, i) and (numbering is None or numbering.kind != "decimal"):
+            continue  # a hanging title must carry a section number ("1.1. "Contributor"" over its text)
         if numbering is None:
             if indented and _unnumbered_title(text):
                 found[i] = None

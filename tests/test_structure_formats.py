@@ -293,14 +293,31 @@ def test_plain_text_underlined_titles_are_headings_and_rules_under_paragraphs_st
 def test_plain_text_set_in_throughout_has_its_margin_where_its_numbered_titles_are():
     """Nothing numbered at column 0 (a licence, a memo indented by two spaces): titles set in by a few
     spaces count, a full stop may end one in Title Case, and a numbered sentence is still no title."""
+    import textwrap
+
+    body = textwrap.fill(BODY, 70)  # a text file's lines: wrapped at 70 columns
     text = "  TERMS OF SUPPLY\n\n"
     for n, title in enumerate(["Definitions.", "Delivery of Goods.", "Revised Versions of this Agreement."]):
-        text += f"  {n}. {title}\n\n  {BODY}\nIt goes on at the margin.\n\n"
+        text += f"  {n}. {title}\n\n  {body}\n\n"
         text += f"  {n + 5}. Send the signed form to the office by Friday.\n\n"
+    text += " " * 23 + "How to Read These Terms\n\n" + body + "\n"
     parsed = parse_report(text, markdown=False)
     got = [(s.number, s.title) for s in parsed.sections if s.title]
     assert got == [("0", "0. Definitions."), ("1", "1. Delivery of Goods."),
-                   ("2", "2. Revised Versions of this Agreement.")], got
+                   ("2", "2. Revised Versions of this Agreement."), ("", "How to Read These Terms")], got
+
+
+def test_plain_text_numbered_title_over_its_own_indented_text():
+    """A definitions list: "1.1. "Buyer"" at the margin, its text set in on the next line, no blank."""
+    text = "1. Definitions\n\n"
+    for n, term in enumerate(["Buyer", "Goods", "Seller"], 1):
+        text += f'1.{n}. "{term}"\n    means the party named as {term.lower()} in the order.\n\n'
+    text += "2. Delivery\n\n" + BODY + "\n\n2.1. the next line is a sentence that starts with a number\n" \
+        "    and goes on indented.\n"
+    parsed = parse_report(text, markdown=False)
+    got = [(s.number, s.title, s.level) for s in parsed.sections if s.title]
+    assert got == [("1", "1. Definitions", 1), ("1.1", '1.1. "Buyer"', 2), ("1.2", '1.2. "Goods"', 2),
+                   ("1.3", '1.3. "Seller"', 2), ("2", "2. Delivery", 1)], got
 
 
 def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
