@@ -22,18 +22,23 @@ def page_line_ranges(doc, page_starts: tuple[int, ...]) -> list[range]:
     return [range(max(0, bounds[i]), bounds[i + 1]) for i in range(len(page_starts))]
 
 
-def remove_page_furniture(doc, page_starts: tuple[int, ...], protected: set[int] = frozenset()) -> None:
+def remove_page_furniture(doc, page_starts: tuple[int, ...], protected: set[int] = frozenset(),
+                          code: set[int] = frozenset()) -> None:
+    """Running headers, footers and page numbers. ``code``: lines of fenced code, which repeat like
+    furniture ("// Prints: 0", a fence's "```c") and never are."""
     pages = page_line_ranges(doc, page_starts) if page_starts else furniture.form_feed_pages(doc.texts)
     if pages:
         found = furniture.by_page_edges(doc.texts, pages, protected)
     else:
-        found = furniture.by_page_number_anchors(doc.texts)
+        candidates = set(range(len(doc.texts))) - set(code) if code else None
+        found = furniture.by_page_number_anchors(doc.texts, candidates)
     for idx, kind in found.kinds.items():
         doc.remove(idx, kind)
 
 
 def remove_dot_leader_toc(doc, protected: set[int] = frozenset()) -> DotLeaderToc:
-    """Mask a dot-leader table of contents (or index); a line a bookmark points at stays: it is a heading."""
+    """Mask a dot-leader table of contents (or index); ``protected`` lines stay: a line a bookmark points
+    at is a heading, a line of fenced code is a program's text."""
     toc = find_dot_leader_toc(doc.texts, doc.removed())
     for idx in sorted(toc.lines - set(protected)):
         doc.remove(idx, "toc")
@@ -79,13 +84,14 @@ def _centred_title(doc, first: int) -> str:
     return ""
 
 
-def remove_heading_toc(doc) -> None:
-    """A ToC without dot leaders: a run of heading-like lines with page numbers before the body."""
+def remove_heading_toc(doc, code: set[int] = frozenset()) -> None:
+    """A ToC without dot leaders: a run of heading-like lines with page numbers before the body (never
+    inside fenced code: a program's output table is no ToC)."""
     later = [ln.heading for ln in doc.lines if ln.heading is not None and not ln.removed]
     toc = find_heading_toc(doc.lines, later)
     if toc is not None:
         for i in toc:
-            if not doc.lines[i].blank:
+            if not doc.lines[i].blank and i not in code:
                 doc.remove(i, "toc")
 
 
@@ -102,7 +108,12 @@ def _interrupts_sentence(doc, idx: int) -> bool:
     before, after = _neighbour(doc, idx, -1), _neighbour(doc, idx, 1)
     if before is None or after is None or before.heading is not None or after.heading is not None:
         return False
+    if before.block in PROSELESS_BLOCKS or after.block in PROSELESS_BLOCKS:
+        return False  # a code fence or a table row ends no sentence
     return not TERMINAL.search(before.text) and strip_markup(after.text)[:1].islower()
+
+
+PROSELESS_BLOCKS = {"code", "fence", "html", "table"}
 
 
 _PAGE_AT_END = re.compile(r"^(?:\d{1,4}\s+(?P<a>\D.*)|(?P<b>.*\D)\s+\d{1,4})$")
@@ -193,9 +204,10 @@ def _toc_key(text: str) -> str:
     return " ".join(words)
 
 
-def remove_outline_toc(doc) -> None:
+def remove_outline_toc(doc, code: set[int] = frozenset()) -> None:
     """Runs of three or more lines naming headings that come later ("2.3.59.1 Program Scope and
-    Objectives", "| 2.1 Simplifying Sparse Routing | 5 |") are a table of contents, not body text."""
+    Objectives", "| 2.1 Simplifying Sparse Routing | 5 |") are a table of contents, not body text;
+    lines of fenced code never are."""
     later: dict[str, int] = {}
     for idx, line in enumerate(doc.lines):
         if line.heading is not None and not line.removed and len(normalize_heading(line.heading).split()) >= 2:
@@ -207,7 +219,7 @@ def remove_outline_toc(doc) -> None:
 
     def names_later(idx: int) -> bool:
         line = doc.lines[idx]
-        if line.removed or line.blank or line.heading is not None:
+        if line.removed or line.blank or line.heading is not None or idx in code:
             return False
         key = _toc_key(line.text)
         return bool(key) and (later.get(key, -1) > idx or (key in prefixes and len(key.split()) >= MIN_PREFIX_WORDS))

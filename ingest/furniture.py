@@ -24,7 +24,9 @@ MAX_FURNITURE_CHARS = 120  # a running header or footer is one short line
 MIN_PAGE_CHARS = 200  # footers recur a page apart, never on neighbouring lines (a listing "Step 1", "Step 2")
 
 _PAGE_NUMBER = re.compile(
-    r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
+    r"^\s*(?:[-–—]\s*)?(?:\[?\s*page\s+)?(?:\d{1,4}|[ivx]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?\s*\]?(?:\s*[-–—])?\s*$", re.I)
+# Front matter is numbered i, ii, … xxiv: a lone "c", "d" or "m" is a letter (a fence's "```c"), not a page.
+_FENCE = re.compile(r"^\s{0,3}(?:`{3,}|~{3,})")
 # A footer that carries the page number at one end: "2 Example Agency | March 2024",
 # "Doe   Informational   [Page 12]", "Annual Review | page 3".
 # The number stands alone: not the tail of a version, an address or a date ("v10.0.0", "pull/41678", "2021-10-04").
@@ -70,7 +72,7 @@ def _recurs(line: str, exact_counts: Counter, folded_counts: Counter, need: int)
 
 
 def is_page_number(text: str) -> bool:
-    return bool(text.strip()) and bool(_PAGE_NUMBER.match(_MD_MARKERS.sub("", text)))
+    return bool(text.strip()) and not _FENCE.match(text) and bool(_PAGE_NUMBER.match(_MD_MARKERS.sub("", text)))
 
 
 def _numbered_cores(text: str) -> list[tuple[str, int]]:

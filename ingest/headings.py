@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from ingest.artifacts import page_line_ranges
-from ingest.markdown import MarkdownHeading, read_blocks
+from ingest.markdown import MarkdownBlocks, MarkdownHeading, read_blocks
 from ingest.numbering import parse_numbering
 from ingest.pdf import Bookmark, anchor_bookmarks, match_words, printed_number
 from ingest.text import margin_headings, numbered_title, underlined_headings
@@ -22,8 +22,8 @@ _SENTENCE = re.compile(r"[.;,:]$")
 _CODE = re.compile(r"\s(?:[+\-*/]?=|==)\s|[\w\]]\(.*\)\s*$")  # "x = f(y)", "router logits += m"
 
 
-def markdown_headings(doc) -> None:
-    blocks = read_blocks(doc.text)
+def markdown_headings(doc, blocks: MarkdownBlocks | None = None) -> None:
+    blocks = blocks or read_blocks(doc.text)
     for idx, kind in blocks.block_kind.items():
         if idx < len(doc.lines):
             doc.lines[idx].block = kind

@@ -32,6 +32,7 @@ class MarkdownBlocks:
     headings: list[MarkdownHeading] = field(default_factory=list)
     block_kind: dict[int, str] = field(default_factory=dict)  # line index -> "code" | "html" | "table" | ...
     fence_lines: set[int] = field(default_factory=set)  # the ``` lines themselves (markup, not text)
+    fenced: set[int] = field(default_factory=set)  # every line of a fenced code block, fences included
     tables: list[tuple[int, int]] = field(default_factory=list)  # (first line, end line) of each table
     bold_lines: list[MarkdownHeading] = field(default_factory=list)  # one-line paragraphs that are all bold
 
@@ -84,6 +85,7 @@ def read_blocks(text: str) -> MarkdownBlocks:
             for n in range(first, end):
                 blocks.block_kind[n] = kind
             if token.type == "fence":
+                blocks.fenced.update(range(first, end))
                 blocks.fence_lines.add(first)
                 if end - 1 > first:
                     blocks.fence_lines.add(end - 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ingest import artifacts, headings
 from ingest.lines import ParsedReport, ReportLines
+from ingest.markdown import read_blocks
 from ingest.sections import build_sections
 
 
@@ -20,23 +21,25 @@ def parse_report(doc_text: str, markdown: bool = True, page_starts: tuple[int, .
     with page starts and bookmarks)."""
     doc = ReportLines(doc_text, markdown)
     protected = headings.bookmark_lines(doc, page_starts, bookmarks) if bookmarks else set()
-    artifacts.remove_page_furniture(doc, page_starts, protected)
-    toc = artifacts.remove_dot_leader_toc(doc, protected)
+    blocks = read_blocks(doc_text) if markdown else None
+    code = blocks.fenced if blocks else frozenset()
+    artifacts.remove_page_furniture(doc, page_starts, protected, code)
+    toc = artifacts.remove_dot_leader_toc(doc, set(protected) | set(code))
     if bookmarks:
         headings.bookmark_headings(doc, page_starts, bookmarks)
     elif font_headings and page_starts:
         headings.font_size_headings(doc, page_starts, font_headings)
     elif markdown:
-        headings.markdown_headings(doc)
+        headings.markdown_headings(doc, blocks)
     else:
         headings.text_headings(doc, pdf=bool(page_starts), toc_entries=tuple(toc.entries))
     title = "" if bookmarks else artifacts.take_title(doc)
     if not toc.entries and not bookmarks:
-        artifacts.remove_heading_toc(doc)
+        artifacts.remove_heading_toc(doc, code)
     if markdown:
         artifacts.remove_heading_furniture(doc, title)
         headings.drop_label_headings(doc)
-    artifacts.remove_outline_toc(doc)
+    artifacts.remove_outline_toc(doc, code)
     if markdown:
         artifacts.mask_markdown_markup(doc)
     sections, paragraphs = build_sections(doc)

@@ -260,15 +260,20 @@ def test_markdown_page_headers_with_page_numbers_are_not_sections():
 
 def test_repeated_lines_ending_in_versions_or_addresses_are_body_not_footers():
     """Without page breaks, footers are found by a page number that changes; the last digits of a version
-    ("added: v10.2.0") or an address ("pull/41678") are no page number, and the lines beside them stay."""
+    ("added: v10.2.0") or an address ("pull/41678") are no page number, and the lines beside them stay;
+    nor is a fence's "```c" (a roman 100), and fenced code is never furniture nor a ToC."""
     text = "# Files\n\n"
     for n, version in enumerate(["v10.0.0", "v0.1.31", "v12.12.0", "v0.0.2", "v14.1.7"]):
         text += (f"## {['Open', 'Read', 'Write', 'Close', 'Sync'][n]}\n\nadded: {version}\nchanges: https://example.org/pull/4{n}678\n\n"
-                 f"* Returns: {{boolean}}\n\n{BODY}\n\n")
+                 f"* Returns: {{boolean}}\n\n{BODY}\n\n```c\nint x = read();\n// Prints: {n}\n```\n\n"
+                 f"```console\n$ bench\nrate      interval\n  16  1515855.{n}\n  32  2515855.{n}\n  64  3515855.{n}\n```\n\n")
     parsed = parse_report(text)
-    assert parsed.artifact_counts().get("footer", 0) == parsed.artifact_counts().get("header", 0) == 0
+    counts = parsed.artifact_counts()
+    assert counts.get("footer", 0) == counts.get("header", 0) == counts.get("page-number", 0) == 0, counts
+    assert counts.get("toc", 0) == 0, counts
     body = " ".join(text[a:b] for spans in parsed.paragraphs.values() for a, b in spans)
     assert body.count("Returns: {boolean}") == 5 and body.count("added: v") == 5
+    assert body.count("// Prints:") == 5 and body.count("1515855.") == 5
 
 
 def test_plain_text_underlined_titles_are_headings_and_rules_under_paragraphs_stay_body():
