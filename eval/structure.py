@@ -238,12 +238,14 @@ def score_document(name: str, outline: Outline, sections: list[Section], texts: 
     )
 
 
-def score_case(outline_path: Path, document_path: Path) -> DocumentScore:
-    name = outline_path.parent.name
+def score_case(outline_path: Path, document_path: Path, pdf_outline: bool = True) -> DocumentScore:
+    """One document's score; ``pdf_outline=False`` reads a PDF as if it had no bookmarks (its outline.json
+    still holds them), so the font-heading path is scored where the truth is known."""
+    name = outline_path.parent.name + ("" if pdf_outline else " (no bookmarks)")
     outline = load_outline(outline_path)
     started = time.perf_counter()
     try:
-        doc = read_report(document_path)
+        doc = read_report(document_path, pdf_outline=pdf_outline)
         parsed = parse_document(doc)
     except UnreadableReport as exc:
         return DocumentScore(name, len(outline.sections), 0, 0, 0.0, 0.0, None, 0, 0, 0, 0.0, error=str(exc))
@@ -251,8 +253,14 @@ def score_case(outline_path: Path, document_path: Path) -> DocumentScore:
     return score_document(name, outline, parsed.sections, section_texts(doc, parsed), seconds)
 
 
-def run_structure_benchmark(folder: Path) -> list[DocumentScore]:
-    return [score_case(outline, document) for outline, document in find_cases(Path(folder))]
+def run_structure_benchmark(folder: Path, without_bookmarks: bool = False) -> list[DocumentScore]:
+    """Every case under ``folder``; ``without_bookmarks``: each PDF once more, read without its outline."""
+    cases = find_cases(Path(folder))
+    scores = [score_case(outline, document) for outline, document in cases]
+    if without_bookmarks:
+        scores += [score_case(outline, document, pdf_outline=False) for outline, document in cases
+                   if document.suffix.lower() == ".pdf"]
+    return scores
 
 
 # ------------------------------------------------------------------ output

@@ -75,15 +75,16 @@ def is_page_number(text: str) -> bool:
     return bool(text.strip()) and not _FENCE.match(text) and bool(_PAGE_NUMBER.match(_MD_MARKERS.sub("", text)))
 
 
-def _numbered_cores(text: str) -> list[tuple[str, int]]:
-    """(text without the page number, the number) for a number at either end of the line."""
+def _numbered_cores(text: str, with_side: bool = False) -> list[tuple]:
+    """(text without the page number, the number[, whether it opens the line]) for a number at either
+    end of the line."""
     text = _MD_MARKERS.sub("", text).strip()
     out = []
     for pattern in (_NUMBER_AT_END, _NUMBER_AT_START):
         if m := pattern.match(text):
             core = fold(m["core"])
             if len(core.split()) >= 2:
-                out.append((core, int(m["num"])))
+                out.append((core, int(m["num"]), pattern is _NUMBER_AT_START) if with_side else (core, int(m["num"])))
     return out
 
 
@@ -103,12 +104,36 @@ def by_page_edges(lines: list[str], pages: list[range], protected: set[int] = fr
             counts[side][1].update({fold(lines[i]) for i in where})
     # On every page of a short document, or on a good share of a long one's pages.
     need = max(2, min(len(pages), max(MIN_RECURRENCE, int(MIN_PAGE_SHARE * len(pages)))))
+    stepping = _page_stepping(lines, edges)
     kinds: dict[int, str] = {}
     for top, bottom in edges:
         # Footers first: on a near-empty page the two zones overlap, and a footer line is no header.
-        _walk_edge(lines, _until(bottom, protected), "footer", counts["footer"], need, kinds)
-        _walk_edge(lines, _until([i for i in top if i not in kinds], protected), "header", counts["header"], need, kinds)
+        _walk_edge(lines, _until(bottom, protected), "footer", counts["footer"], need, kinds, stepping)
+        _walk_edge(lines, _until([i for i in top if i not in kinds], protected), "header", counts["header"], need,
+                   kinds, stepping)
     return Furniture(kinds)
+
+
+def _page_stepping(lines: list[str], edges: list[tuple[list[int], list[int]]]) -> set[int]:
+    """Edge lines whose number keeps step with the page they are on, the rest of the text the same, on
+    neighbouring pages: a running header or footer that changes with the chapter ("Chapter 2: Structure 3"
+    on one page, "... 4" on the next), too short-lived for the document-wide count above. A number that
+    opens the line counts only before words ("4 User Guide"): "6 15-35 Amount" is a table row."""
+    seen: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for page, (top, bottom) in enumerate(edges):
+        for i in dict.fromkeys(top + bottom):
+            for core, number, at_start in _numbered_cores(lines[i], with_side=True):
+                if not (at_start and "#" in core):
+                    seen.setdefault((core, number - page), []).append((page, i))
+    stepping: set[int] = set()
+    for found in seen.values():
+        pages = sorted({page for page, _ in found})
+        if any(b - a <= STEPPING_PAGE_GAP for a, b in zip(pages, pages[1:])):
+            stepping.update(i for _, i in found)
+    return stepping
+
+
+STEPPING_PAGE_GAP = 2  # a chapter's running header is on pages next to each other (or every other one)
 
 
 # A varying line between two footer lines ("4.2.1.6 Operations Manual") is one too. Only at the
@@ -123,13 +148,14 @@ def _until(side: list[int], protected) -> list[int]:
     return side
 
 
-def _walk_edge(lines: list[str], side: list[int], kind: str, counts, need: int, kinds: dict[int, str]) -> None:
+def _walk_edge(lines: list[str], side: list[int], kind: str, counts, need: int, kinds: dict[int, str],
+               stepping: set[int] = frozenset()) -> None:
     """Walk inward from a page edge while lines are furniture; the first body line stops the walk."""
     pending: list[int] = []
     for i in side:
         if len(lines[i]) > MAX_FURNITURE_CHARS or reads_as_sentence(lines[i]) and counts[0][exact(lines[i])] < need:
             return  # a paragraph or a sentence is body text
-        if is_page_number(lines[i]) or _recurs(lines[i], *counts, need):
+        if is_page_number(lines[i]) or _recurs(lines[i], *counts, need) or i in stepping:
             for j in pending:
                 kinds[j] = kind
             pending.clear()

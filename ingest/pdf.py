@@ -34,11 +34,13 @@ class PdfContent:
     font_headings: list[Bookmark]  # without bookmarks: lines set larger or bolder than the body text
 
 
-def read_pdf(path) -> PdfContent:
+def read_pdf(path, outline: bool = True) -> PdfContent:
+    """Pages, labels and bookmarks; ``outline=False`` reads the PDF as if it had none (font headings
+    instead), which the structure benchmark uses to score that path on PDFs whose outline is known."""
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
-    marks = _bookmarks(reader)
+    marks = _bookmarks(reader) if outline else []
     pages, fonts = [], []
     for page in reader.pages:
         if marks:
@@ -110,8 +112,36 @@ def font_headings(pages: list[list[tuple[str, float, bool, int]]]) -> list[Bookm
             if (size >= body * LARGER or (bold and size >= body)) and 0 < len(words) <= MAX_HEADING_WORDS \
                     and re.search(r"[^\W\d_]{2}", text) and not re.search(r"[.,;]$", text):
                 found.append((page, text, size, bold))
+    found = _without_running_lines(found)
     ranks = sorted({(-size, bold) for _, _, size, bold in found})
     return [Bookmark(text, page, ranks.index((-size, bold)) + 1) for page, text, size, bold in found]
+
+
+LABEL_PAGES = 3  # a bold line on this many pages is a label or a table header, not a section title
+_PAGE_NUMBER_END = re.compile(r"^(?P<text>.*\D)\s+(?P<num>\d{1,4})$|^(?P<num2>\d{1,4})\s+(?P<text2>\D.*)$")
+
+
+def _without_running_lines(found: list[tuple[int, str, float, bool]]) -> list[tuple[int, str, float, bool]]:
+    """Drop the set-apart lines that recur: the same text on LABEL_PAGES pages or more ("LINE POSITION
+    DESCRIPTION AND VALIDITY" over every table), or the same text on two pages or more with a number that
+    keeps step with the page ("Chapter 2: Structure 3", "Chapter 2: Structure 4": a running header)."""
+    pages_of: dict[str, set[int]] = {}
+    offsets: dict[tuple[str, int], set[int]] = {}
+    for page, text, _, _ in found:
+        pages_of.setdefault(" ".join(match_words(text)), set()).add(page)
+        if m := _PAGE_NUMBER_END.match(text.strip()):
+            core = " ".join(match_words(m["text"] or m["text2"]))
+            if len(core.split()) >= 2:  # "Step 1", "Step 2" are a sequence
+                offsets.setdefault((core, int(m["num"] or m["num2"]) - page), set()).add(page)
+    running = {key for key, pages in offsets.items() if len(pages) >= 2}
+    kept = []
+    for item in found:
+        page, text, _, _ = item
+        m = _PAGE_NUMBER_END.match(text.strip())
+        key = (" ".join(match_words(m["text"] or m["text2"])), int(m["num"] or m["num2"]) - page) if m else None
+        if len(pages_of[" ".join(match_words(text))]) < LABEL_PAGES and key not in running:
+            kept.append(item)
+    return kept
 
 
 def _bookmarks(reader) -> list[Bookmark]:

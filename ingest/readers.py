@@ -48,19 +48,20 @@ def _decode(data: bytes) -> str:
         raise UnreadableReport(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
 
 
-def _read_pdf(path: Path):
+def _read_pdf(path: Path, outline: bool = True):
     from pypdf.errors import PdfReadError
 
     from ingest.pdf import read_pdf
 
     try:
-        return read_pdf(path)
+        return read_pdf(path, outline)
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise UnreadableReport(f"cannot read PDF: {exc}") from None
 
 
-def read_report(path: Path, max_file_mb: float | None = None) -> Document:
-    """Read one report file exactly as it is on disk (PDF: its extracted text)."""
+def read_report(path: Path, max_file_mb: float | None = None, pdf_outline: bool = True) -> Document:
+    """Read one report file exactly as it is on disk (PDF: its extracted text; ``pdf_outline=False``:
+    as if it had no bookmarks)."""
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise UnreadableReport(f"unsupported file type {path.suffix or '(none)'}")
@@ -75,7 +76,7 @@ def read_report(path: Path, max_file_mb: float | None = None) -> Document:
     if kind == "pdf":
         if not data.startswith(b"%PDF"):
             raise UnreadableReport("not a PDF file (missing %PDF header)")
-        content = _read_pdf(path)
+        content = _read_pdf(path, pdf_outline)
         text, page_starts = join_pages(content.pages)
         labels = content.labels
         bookmarks = tuple((b.title, b.page, b.depth) for b in content.bookmarks)

@@ -23,6 +23,8 @@ def register(add) -> None:
                    help="also write the full results as JSON (with --structure: print JSON instead of the table)")
     p.add_argument("--structure", metavar="DIR", help="score recovered section trees against the outline.json "
                    "of every document in DIR (e.g. ../shared/corpora/real); needs no model or index")
+    p.add_argument("--without-bookmarks", action="store_true",
+                   help="--structure: score each PDF once more, read as if it had no bookmarks (font headings)")
     p.add_argument("--beir", metavar="DIR", help="a BEIR-format dataset folder instead of the report eval set")
     p.add_argument("--split", help="eval set half: heldout (default), fit or all; BEIR: qrels split (default test)")
     p.add_argument("--qasper", metavar="FILE", help="a QASPER JSON file: ingest its papers as one library and "
@@ -86,7 +88,7 @@ def _structure(args) -> int:
     if not folder.is_dir():
         raise CliError(f"{folder} is not a folder of documents with outline.json files", EXIT_USAGE)
     try:
-        scores = run_structure_benchmark(folder)
+        scores = run_structure_benchmark(folder, without_bookmarks=args.without_bookmarks)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise CliError(f"cannot read the structure corpus: {exc}", EXIT_INPUT) from None
     if not scores:
