@@ -149,16 +149,34 @@ def remove_heading_furniture(doc, title: str) -> None:
     for ln in doc.lines:
         if ln.heading is not None and ln.numbering is None:
             counts[normalize_heading(ln.heading)] = counts.get(normalize_heading(ln.heading), 0) + 1
+    repeating = _repeated_subheadings(doc)
     for idx, line in enumerate(doc.lines):
         if line.heading is None or line.numbering is not None or line.removed:
             continue
         norm = normalize_heading(line.heading)
         if norm_title and len(norm.split()) >= 3 and norm in norm_title:
             doc.remove(idx, "header")
-        elif counts.get(norm, 0) >= furniture.MIN_RECURRENCE:
+        elif counts.get(norm, 0) >= furniture.MIN_RECURRENCE and norm not in repeating:
             doc.remove(idx, "header")
         elif _interrupts_sentence(doc, idx):
             doc.remove(idx, "header")
+
+
+def _repeated_subheadings(doc) -> set[str]:
+    """Unnumbered titles that recur as a sub-heading of each of several parents ("### Commits" under
+    every "## Version …"): each time one level below a different, shallower heading. A running header
+    recurs on every page, so twice or more under one parent, or at the top level, and is not one of them."""
+    parents: dict[str, list[int | None]] = {}
+    stack: list[tuple[int, int]] = []  # (md_level, line) of the open headings
+    for idx, line in enumerate(doc.lines):
+        if line.heading is None or line.removed or not line.md_level:
+            continue
+        while stack and stack[-1][0] >= line.md_level:
+            stack.pop()
+        if line.numbering is None:
+            parents.setdefault(normalize_heading(line.heading), []).append(stack[-1][1] if stack else None)
+        stack.append((line.md_level, idx))
+    return {norm for norm, above in parents.items() if None not in above and len(set(above)) == len(above)}
 
 
 def mask_markdown_markup(doc) -> None:

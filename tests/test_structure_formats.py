@@ -325,6 +325,19 @@ def test_plain_text_numbered_title_over_its_own_indented_text():
                    ("1.3", '1.3. "Seller"', 2), ("2", "2. Delivery", 1)], got
 
 
+def test_a_sub_heading_every_parent_repeats_is_a_section_a_running_header_is_not():
+    """"### Commits" under each "## Version": one per parent, a level below; a converter's running header
+    recurs under one parent, page after page, and goes."""
+    text = "# Changes\n\n"
+    for version in ("3.0", "2.5", "2.4"):
+        text += f"## Version {version}\n\n### Notable changes\n\n{BODY}\n\n### Commits\n\n* Fixed it.\n\n"
+    text += "# Outlook\n\n" + "".join(f"{BODY}\n\n## Regional Outlook 2030\n\n{BODY}\n\n" for _ in range(3))
+    parsed = parse_report(text)
+    titles = [s.title for s in parsed.sections if s.title]
+    assert titles.count("Commits") == 3 and titles.count("Notable changes") == 3, titles
+    assert "Regional Outlook 2030" not in titles and parsed.artifact_counts().get("header") == 3
+
+
 def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
     text = ("Contents\n\n   1. Scope ........ 1\n   2. Terms ........ 1\n   3. Method ........ 2\n\n"
             "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
