@@ -49,14 +49,19 @@ def _decode(data: bytes) -> str:
 
 
 def _read_pdf(path: Path, outline: bool = True):
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     from ingest.pdf import read_pdf
 
     try:
         return read_pdf(path, outline)
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+    except FileNotDecryptedError:
+        raise UnreadableReport("PDF is encrypted with a password: decrypt it first (qpdf --decrypt)") from None
+    except DependencyError as exc:
         raise UnreadableReport(f"cannot read PDF: {exc}") from None
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
+            RecursionError) as exc:  # pypdf on a damaged file raises any of these
+        raise UnreadableReport(f"cannot read PDF: {type(exc).__name__}: {exc}") from None
 
 
 def read_report(path: Path, max_file_mb: float | None = None, pdf_outline: bool = True) -> Document:

@@ -212,6 +212,31 @@ def test_merged_chapter_heading_is_split_and_ids_are_stable():
     assert by_id["ch1.1"].parent_id == "ch1" and by_id["ch1.1"].title.startswith("1.1 Compiled")
 
 
+def test_encrypted_pdfs_open_with_an_empty_password_and_otherwise_fail_with_a_reason(tmp_path, settings):
+    """Many published reports are AES-"secured" with an empty user password: they read. One that needs a
+    password is skipped with a reason, never a stack trace."""
+    import pytest
+    from pypdf import PdfReader, PdfWriter
+
+    from ingest.readers import UnreadableReport
+
+    plain = tmp_path / "plain.pdf"
+    _pdf(plain, bookmarks=True)
+    for name, user_password in (("open.pdf", ""), ("locked.pdf", "secret")):
+        writer = PdfWriter(clone_from=PdfReader(str(plain)))
+        writer.encrypt(user_password=user_password, owner_password="owner", algorithm="AES-256")
+        with open(tmp_path / name, "wb") as fh:
+            writer.write(fh)
+    opened = read_report(tmp_path / "open.pdf")
+    assert "Wind work is planned" in opened.text and len(opened.bookmarks) == 5
+    with pytest.raises(UnreadableReport, match="encrypted with a password"):
+        read_report(tmp_path / "locked.pdf")
+    result = ingest_paths([tmp_path / "open.pdf", tmp_path / "locked.pdf"], _chunker(settings))
+    assert [d.path for d in result.documents] == [str(tmp_path / "open.pdf")]
+    assert [f.reason for f in result.failures] == [
+        "PDF is encrypted with a password: decrypt it first (qpdf --decrypt)"]
+
+
 def test_files_over_the_size_limit_are_skipped_with_a_reason(tmp_path, settings):
     path = tmp_path / "big.txt"
     path.write_text("x" * (2 * 1024 * 1024))
