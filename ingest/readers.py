@@ -39,13 +39,32 @@ def find_report_files(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, s
     return files, problems
 
 
+# A text file that is not UTF-8 is read as Windows-1252 (Latin-1 and its quotes) only if nearly all of it
+# is then printable: a binary file decodes too, into control characters.
+LEGACY_ENCODING = "cp1252"
+MIN_PRINTABLE_SHARE = 0.98
+
+
 def _decode(data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its byte-order mark (Windows "Unicode" text)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise UnreadableReport("starts with a UTF-16 byte-order mark but is not UTF-16 text") from None
     if b"\x00" in data[:8192]:
         raise UnreadableReport("binary file (contains NUL bytes), not a text report")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UnreadableReport(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+        utf8_error = f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})"
+    try:
+        text = data.decode(LEGACY_ENCODING)
+    except UnicodeDecodeError:
+        raise UnreadableReport(f"{utf8_error}, nor {LEGACY_ENCODING}") from None
+    printable = sum(ch.isprintable() or ch in "\n\r\t\f" for ch in text)
+    if printable < MIN_PRINTABLE_SHARE * len(text):
+        raise UnreadableReport(f"{utf8_error}, and read as {LEGACY_ENCODING} it is not text") from None
+    return text
 
 
 def _read_pdf(path: Path, outline: bool = True):

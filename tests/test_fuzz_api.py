@@ -13,7 +13,7 @@ EXAMPLES_PER_OPERATION = 30
 # and checks that a file is what its name says.
 MEANINGFUL_REFUSALS = ("unknown section id", "unsupported file type", "is not a PDF", "is empty", "binary file",
                        "not UTF-8", "has no name", "cannot read PDF", "no extractable text", "no body text",
-                       "nothing could be read")
+                       "nothing could be read", "UTF-16")
 # Operations that change the library run against a throwaway copy of the index, not the shared server.
 WRITES = {"POST /documents", "DELETE /documents/{key}"}
 

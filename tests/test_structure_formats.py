@@ -237,6 +237,24 @@ def test_encrypted_pdfs_open_with_an_empty_password_and_otherwise_fail_with_a_re
         "PDF is encrypted with a password: decrypt it first (qpdf --decrypt)"]
 
 
+def test_text_in_utf16_or_windows_1252_reads_and_binary_does_not(tmp_path):
+    """Windows exports: "Unicode" text is UTF-16 with a byte-order mark, older files are Windows-1252."""
+    import pytest
+
+    from ingest.readers import UnreadableReport
+
+    text = "1. Café policy\n\nThe ministry’s “open café” rule applies in 2024.\n"
+    (tmp_path / "utf16.txt").write_bytes(text.encode("utf-16"))
+    (tmp_path / "legacy.txt").write_bytes(text.encode("cp1252"))
+    (tmp_path / "noise.txt").write_bytes(bytes(range(1, 32)) * 40 + "é".encode("cp1252"))
+    for name in ("utf16.txt", "legacy.txt"):
+        doc = read_report(tmp_path / name)
+        assert doc.text == text, name
+        assert [s.title for s in parse_document(doc).sections if s.title] == ["1. Café policy"]
+    with pytest.raises(UnreadableReport, match="not UTF-8 text .* not text"):
+        read_report(tmp_path / "noise.txt")
+
+
 def test_files_over_the_size_limit_are_skipped_with_a_reason(tmp_path, settings):
     path = tmp_path / "big.txt"
     path.write_text("x" * (2 * 1024 * 1024))
