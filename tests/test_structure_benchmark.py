@@ -18,7 +18,8 @@ THRESHOLD = 0.95
 # these documents led to: GPL-3 0.000, IDLE NEWS 0.000, libtasn1 0.714 (numbers 0.286), MPL-2.0 0.357.
 # GPL's one not-section is "END OF TERMS AND CONDITIONS", a centred line that closes the terms.
 FOUND_RECALL = {"libtasn1-manual-pdf": 1.0, "shared-mime-info-spec-pdf": 1.0, "gpl-3-text": 1.0,
-                "mpl-2.0-text": 0.929, "idle-news-text": 0.917}
+                "mpl-2.0-text": 0.929, "idle-news-text": 0.917,
+                "libtasn1-pymupdf4llm-md": 0.952, "shared-mime-info-spec-pymupdf4llm-md": 0.958}
 FOUND_NOT_SECTIONS = {"gpl-3-text": 1}
 
 
