@@ -20,6 +20,8 @@ _PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
 _FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
 _SENTENCE = re.compile(r"[.;,:]$")
 _CODE = re.compile(r"\s(?:[+\-*/]?=|==)\s|[\w\]]\(.*\)\s*$")  # "x = f(y)", "router logits += m"
+# "#### `fs.open(path[, flags])`": a heading its author set as code names an API, it is no stray formula
+_CODE_SPAN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(?:[\w.:]+\s+)?`[^`]+`\s*#*\s*$")
 
 
 def markdown_headings(doc, blocks: MarkdownBlocks | None = None) -> None:
@@ -197,7 +199,7 @@ def drop_label_headings(doc) -> None:
             close_run()
             continue
         if line.heading is not None and line.numbering is None:
-            if _is_label(line.heading):
+            if _is_label(line.heading) and not _CODE_SPAN_HEADING.match(line.text):
                 _reject(doc, idx)
                 continue
             if run and doc.lines[run[-1]].md_level != line.md_level:

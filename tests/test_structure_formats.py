@@ -381,6 +381,13 @@ def test_a_sub_heading_every_parent_repeats_is_a_section_a_running_header_is_not
     assert "Regional Outlook 2030" not in titles and parsed.artifact_counts().get("header") == 3
 
 
+def test_markdown_headings_set_as_code_name_an_api_and_stay_sections():
+    text = ("# File system\n\n## Class: `FileHandle`\n\n" + BODY + "\n\n### `filehandle.read(buffer[, options])`\n\n"
+            + BODY + "\n\n### `filehandle.close()`\n\n" + BODY + "\n\n## y = f(x)\n\n" + BODY + "\n")
+    titles = [s.title for s in parse_report(text).sections if s.title]
+    assert titles == ["Class: FileHandle", "filehandle.read(buffer[, options])", "filehandle.close()"], titles
+
+
 def test_the_documents_own_toc_names_headings_the_margin_rule_misses():
     text = ("Contents\n\n   1. Scope ........ 1\n   2. Terms ........ 1\n   3. Method ........ 2\n\n"
             "1. Scope\n\nThe scope is wide.\n\n  2. Terms\nTerms are defined here.\n\n3. Method\n\nWe measure.\n")
