@@ -112,7 +112,8 @@ def test_bad_files_are_reported_and_skipped(tmp_path, settings):
     (tmp_path / "good.md").write_text("# Good\n\n## Part 1 One\n\n" + LOREM + "\n")
     (tmp_path / "empty.md").write_text("  \n")
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02 binary")
-    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (tmp_path / "latin1.txt").write_bytes(("Caf\xe9s\n\n" + LOREM + " The caf\xe9 opens.\n").encode("latin-1"))
+    (tmp_path / "noise.txt").write_bytes(bytes(range(1, 32)) * 20 + b"\xe9")  # no NUL, not UTF-8, not text
     (tmp_path / "fake.pdf").write_bytes(b"not a pdf at all")
     from fpdf import FPDF
 
@@ -121,10 +122,11 @@ def test_bad_files_are_reported_and_skipped(tmp_path, settings):
     blank.output(str(tmp_path / "blank.pdf"))
     result = ingest_paths([tmp_path, tmp_path / "missing.md"], _chunker(settings))
     reasons = {Path(f.path).name: f.reason for f in result.failures}
-    assert [d.id for d in result.documents] == ["good"]
+    assert [d.id for d in result.documents] == ["good", "latin1"]  # Windows-1252 / Latin-1 text is read
+    assert "café opens" in next(c.text for c in result.chunks if c.document_id == "latin1")
     assert "empty" in reasons["empty.md"]
     assert "binary" in reasons["binary.txt"]
-    assert "UTF-8" in reasons["latin1.txt"]
+    assert "UTF-8" in reasons["noise.txt"] and "not text" in reasons["noise.txt"]
     assert "PDF" in reasons["fake.pdf"]
     assert "no extractable text" in reasons["blank.pdf"]
     assert "no such file" in reasons["missing.md"]
