@@ -118,30 +118,16 @@ def font_headings(pages: list[list[tuple[str, float, bool, int]]]) -> list[Bookm
 
 
 LABEL_PAGES = 3  # a bold line on this many pages is a label or a table header, not a section title
-_PAGE_NUMBER_END = re.compile(r"^(?P<text>.*\D)\s+(?P<num>\d{1,4})$|^(?P<num2>\d{1,4})\s+(?P<text2>\D.*)$")
 
 
 def _without_running_lines(found: list[tuple[int, str, float, bool]]) -> list[tuple[int, str, float, bool]]:
-    """Drop the set-apart lines that recur: the same text on LABEL_PAGES pages or more ("LINE POSITION
-    DESCRIPTION AND VALIDITY" over every table), or the same text on two pages or more with a number that
-    keeps step with the page ("Chapter 2: Structure 3", "Chapter 2: Structure 4": a running header)."""
+    """Drop the set-apart lines whose text recurs on LABEL_PAGES pages or more ("LINE POSITION DESCRIPTION
+    AND VALIDITY" over every table). Running headers that step with the page are page furniture, taken out
+    before (ingest.furniture)."""
     pages_of: dict[str, set[int]] = {}
-    offsets: dict[tuple[str, int], set[int]] = {}
     for page, text, _, _ in found:
         pages_of.setdefault(" ".join(match_words(text)), set()).add(page)
-        if m := _PAGE_NUMBER_END.match(text.strip()):
-            core = " ".join(match_words(m["text"] or m["text2"]))
-            if len(core.split()) >= 2:  # "Step 1", "Step 2" are a sequence
-                offsets.setdefault((core, int(m["num"] or m["num2"]) - page), set()).add(page)
-    running = {key for key, pages in offsets.items() if len(pages) >= 2}
-    kept = []
-    for item in found:
-        page, text, _, _ = item
-        m = _PAGE_NUMBER_END.match(text.strip())
-        key = (" ".join(match_words(m["text"] or m["text2"])), int(m["num"] or m["num2"]) - page) if m else None
-        if len(pages_of[" ".join(match_words(text))]) < LABEL_PAGES and key not in running:
-            kept.append(item)
-    return kept
+    return [item for item in found if len(pages_of[" ".join(match_words(item[1]))]) < LABEL_PAGES]
 
 
 def _bookmarks(reader) -> list[Bookmark]:
