@@ -5,8 +5,10 @@ A heading is a line at column 0 that starts with a printed number
 a title (short, no sentence punctuation at the end), stands alone between blank lines, and whose number
 comes after the previous heading's in document order — so numbered list items and sentences that begin
 with a section number are not taken. Where the body is indented, short title lines at the margin are
-unnumbered headings (``Abstract``, ``Acknowledgments``). A title underlined with a row of ``=``, ``-`` or
-``~`` (the setext / reStructuredText convention many plain-text documents follow) is a heading too.
+unnumbered headings (``Abstract``, ``Acknowledgments``); a numbered title directly over its own indented
+text counts too. Where nothing numbered sits at column 0, the margin is where the numbered titles are
+(set in by a few spaces), and centred titles are headings. A title underlined with a row of ``=``, ``-``
+or ``~`` (the setext / reStructuredText convention many plain-text documents follow) is a heading too.
 """
 from __future__ import annotations
 
@@ -45,27 +47,24 @@ def numbered_title(text: str, explicit: bool = False) -> Numbering | None:
     return numbering if _reads_as_title(numbering.rest) else None
 
 
+def _neighbour(texts: list[str], skip: set[int], i: int, step: int) -> str | None:
+    """The next line above (step -1) or below (+1) that is not page furniture; None past either end."""
+    j = i + step
+    while 0 <= j < len(texts) and j in skip:
+        j += step
+    return texts[j] if 0 <= j < len(texts) else None
+
+
 def _isolated(texts: list[str], skip: set[int], i: int) -> bool:
     """Blank (or page furniture) on both sides."""
-    def neighbour_blank(step: int) -> bool:
-        j = i + step
-        while 0 <= j < len(texts) and j in skip:
-            j += step
-        return not (0 <= j < len(texts)) or not texts[j].strip()
-    return neighbour_blank(-1) and neighbour_blank(1)
+    return all(not (t or "").strip() for t in (_neighbour(texts, skip, i, -1), _neighbour(texts, skip, i, 1)))
 
 
 def _hangs_over_indented_text(texts: list[str], skip: set[int], i: int) -> bool:
     """Blank (or the start) above, and the next line set in: a title over its own indented text, as
     definitions lists print it ("1.1. "Contributor"" / "    means each individual …")."""
-    above = i - 1
-    while above >= 0 and above in skip:
-        above -= 1
-    below = i + 1
-    while below < len(texts) and below in skip:
-        below += 1
-    return ((above < 0 or not texts[above].strip()) and below < len(texts)
-            and texts[below][:1].isspace() and bool(texts[below].strip()))
+    above, below = _neighbour(texts, skip, i, -1), _neighbour(texts, skip, i, 1)
+    return not (above or "").strip() and below is not None and below[:1].isspace() and bool(below.strip())
 
 
 def _body_is_indented(texts: list[str], skip: set[int]) -> bool:
