@@ -75,16 +75,15 @@ def is_page_number(text: str) -> bool:
     return bool(text.strip()) and not _FENCE.match(text) and bool(_PAGE_NUMBER.match(_MD_MARKERS.sub("", text)))
 
 
-def _numbered_cores(text: str, with_side: bool = False) -> list[tuple]:
-    """(text without the page number, the number[, whether it opens the line]) for a number at either
-    end of the line."""
+def _numbered_cores(text: str) -> list[tuple[str, int, bool]]:
+    """(text without the page number, the number, whether it opens the line) for a number at either end."""
     text = _MD_MARKERS.sub("", text).strip()
     out = []
     for pattern in (_NUMBER_AT_END, _NUMBER_AT_START):
         if m := pattern.match(text):
             core = fold(m["core"])
             if len(core.split()) >= 2:
-                out.append((core, int(m["num"]), pattern is _NUMBER_AT_START) if with_side else (core, int(m["num"])))
+                out.append((core, int(m["num"]), pattern is _NUMBER_AT_START))
     return out
 
 
@@ -122,7 +121,7 @@ def _page_stepping(lines: list[str], edges: list[tuple[list[int], list[int]]]) -
     seen: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for page, (top, bottom) in enumerate(edges):
         for i in dict.fromkeys(top + bottom):
-            for core, number, at_start in _numbered_cores(lines[i], with_side=True):
+            for core, number, at_start in _numbered_cores(lines[i]):
                 if not (at_start and "#" in core):
                     seen.setdefault((core, number - page), []).append((page, i))
     stepping: set[int] = set()
@@ -176,7 +175,7 @@ def by_page_number_anchors(lines: list[str], candidates: set[int] | None = None)
     for i in allowed:
         if len(lines[i]) > MAX_FURNITURE_CHARS or parse_numbering(lines[i]) is not None:
             continue  # a numbered heading ("12. Results") is not a footer
-        for core, number in _numbered_cores(lines[i]):
+        for core, number, _ in _numbered_cores(lines[i]):
             cores.setdefault(core, set()).add(number)
             numbered.setdefault(i, []).append(core)
     kinds: dict[int, str] = {}
