@@ -76,9 +76,7 @@ def _read_pdf(path: Path, outline: bool = True):
         return read_pdf(path, outline)
     except FileNotDecryptedError:
         raise UnreadableReport("PDF is encrypted with a password: decrypt it first (qpdf --decrypt)") from None
-    except DependencyError as exc:
-        raise UnreadableReport(f"cannot read PDF: {exc}") from None
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
+    except (DependencyError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
             RecursionError) as exc:  # pypdf on a damaged file raises any of these
         raise UnreadableReport(f"cannot read PDF: {type(exc).__name__}: {exc}") from None
 
