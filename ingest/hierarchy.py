@@ -140,6 +140,23 @@ def _roman_one(headings: list[Heading]) -> None:
             h.numbering = Numbering("roman", n.label, n.parts, rest=n.rest)
 
 
+def _numbered_parent_chain(headings: list[Heading], i: int) -> list[int]:
+    """The ancestry (root first) of the latest heading before ``i`` whose number ``i``'s extends, or [].
+    An unnumbered heading between "4." and "4.1." (a caption taken for a title) closed "4." on the stack;
+    the number still says where "4.1." belongs."""
+    n = headings[i].numbering
+    if n is None or n.kind != "decimal":
+        return []
+    for j in range(i - 1, -1, -1):
+        c = headings[j].numbering
+        if c is not None and c.kind == "decimal" and c.is_prefix_of(n):
+            chain = [j]
+            while headings[chain[0]].parent is not None:
+                chain.insert(0, headings[chain[0]].parent)
+            return chain
+    return []
+
+
 def build_tree(headings: list[Heading]) -> list[Heading]:
     """Set level, parent and id of every heading (in place) and return them."""
     _roman_one(headings)
@@ -160,6 +177,8 @@ def build_tree(headings: list[Heading]) -> list[Heading]:
         else:
             while stack and not _can_parent(headings[stack[-1]], h):
                 stack.pop()
+            if not stack:
+                stack = _numbered_parent_chain(headings, i)
         h.parent = stack[-1] if stack else None
         if h.parent is not None:
             children.setdefault(h.parent, []).append(i)

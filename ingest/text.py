@@ -24,15 +24,18 @@ MAX_UNNUMBERED_WORDS = 6
 INDENTED_BODY_SHARE = 0.6
 _DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*\d*\s*$")
 _SENTENCE_END = re.compile(r"[.,;:!?]\s*$")
+# "Figure 1: The Basic Architecture", "Table 3. Configuration": a caption under a drawing, not a section.
+_CAPTION = re.compile(r"^(?:Figure|Fig\.|Table)\s+[\dA-Z][\w.\-]*\s*(?:[:.\-\u2013\u2014]|$)")
 
 
-def _reads_as_title(rest: str) -> bool:
+def _reads_as_title(rest: str, lowercase: bool = False) -> bool:
+    """``lowercase``: the title may start in lower case (a name: "4.2.1  text string", "6.2.2 libpamc")."""
     rest = rest.strip()
     if not rest:
         return False
     if len(rest.split()) > MAX_TITLE_WORDS or _DOT_LEADER.search(rest) or _SENTENCE_END.search(rest):
         return False
-    return rest[0].isupper() or rest[0].isdigit() or rest[0] in "(\"'“"
+    return rest[0].isupper() or rest[0].isdigit() or rest[0] in "(\"'“" or (lowercase and rest[0].isalpha())
 
 
 def numbered_title(text: str, explicit: bool = False) -> Numbering | None:
@@ -44,7 +47,11 @@ def numbered_title(text: str, explicit: bool = False) -> Numbering | None:
         return None
     if numbering.kind in ("division", "decimal") and not numbering.rest.strip():
         return numbering  # "Appendix B." alone, a division line "PART 2"
-    return numbering if _reads_as_title(numbering.rest) else None
+    # A number of two parts or more ("4.2.1") is rarely a sentence's first word, so a short title after it
+    # may start in lower case; after "4" alone it would be a count ("4 bytes follow").
+    lowercase = (numbering.kind == "decimal" and len(numbering.parts) >= 2
+                 and len(numbering.rest.split()) <= MAX_UNNUMBERED_WORDS)
+    return numbering if _reads_as_title(numbering.rest, lowercase) else None
 
 
 def _neighbour(texts: list[str], skip: set[int], i: int, step: int) -> str | None:
@@ -77,7 +84,8 @@ def _body_is_indented(texts: list[str], skip: set[int]) -> bool:
 def _unnumbered_title(text: str) -> bool:
     t = text.strip()
     return (bool(t) and not text[:1].isspace() and t[0].isupper() and "  " not in t
-            and len(t.split()) <= MAX_UNNUMBERED_WORDS and not _SENTENCE_END.search(t) and not t.isdigit())
+            and len(t.split()) <= MAX_UNNUMBERED_WORDS and not _SENTENCE_END.search(t) and not t.isdigit()
+            and not _CAPTION.match(t))
 
 
 def margin_headings(texts: list[str], skip: set[int], need_isolation: bool = True) -> dict[int, Numbering | None]:
@@ -123,7 +131,8 @@ def _centred_title(text: str, width: int) -> bool:
     left = len(text) - len(text.lstrip(" "))
     return (left > 2 * MAX_MARGIN_INDENT and abs(left + len(line) / 2 - width / 2) <= CENTRE_TOLERANCE
             and len(line.split()) <= MAX_TITLE_WORDS and not _SENTENCE_END.search(line)
-            and _CAPITALISED.match(line) is not None and parse_numbering(line) is None)
+            and _CAPITALISED.match(line) is not None and parse_numbering(line) is None
+            and not _CAPTION.match(line))
 
 
 def indented_headings(texts: list[str], skip: set[int]) -> dict[int, Numbering | None]:
@@ -141,7 +150,9 @@ def indented_headings(texts: list[str], skip: set[int]) -> dict[int, Numbering |
                 found[i] = None
             continue
         line = text.strip()
-        numbering = numbered_title(line)
+        # Set in like the body, a title is still alone between blank lines with its number advancing:
+        # "1  Status of this memo" needs no dot after its number.
+        numbering = numbered_title(line, explicit=True)
         if numbering is None and (n := parse_numbering(line)) is not None and _title_case_with_stop(n.rest):
             numbering = n
         if numbering is None or numbering.kind != "decimal":

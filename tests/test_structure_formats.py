@@ -1,5 +1,6 @@
 """Each format's furniture and headings, on small inputs written here: Markdown (a real CommonMark parser),
 plain text with page breaks, PDFs with and without bookmarks and page labels."""
+import textwrap
 from pathlib import Path
 
 from ingest import Chunker, ingest_paths, parse_document
@@ -478,3 +479,31 @@ def test_pdf_without_bookmarks_reads_bare_numbers_of_font_headings(tmp_path):
     sections = {s.id: s for s in parsed.sections if s.title}
     assert list(sections) == ["1", "1.1", "2", "2.1", "3"]
     assert sections["1.1"].parent_id == "1" and sections["2.1"].parent_id == "2"
+
+
+def test_plain_text_memo_set_in_with_bare_numbers_lower_case_names_and_captions():
+    """An Internet-Draft set in by two spaces throughout: "1  Scope" needs no dot after its number, a
+    sub-section may be named in lower case ("2.1  libfoo calls"), a centred "Figure 1: …" is a caption, and
+    a count that starts a line ("3 bytes follow") is not a section."""
+    import textwrap
+
+    body = textwrap.indent(textwrap.fill(BODY, 68), "  ")
+    caption = " " * 20 + "Figure 1: The Basic Architecture"
+    text = (f"  1  Scope\n\n{body}\n\n  2  Interfaces\n\n{body}\n\n  2.1  libfoo calls\n\n{body}\n\n"
+            f"{caption}\n\n{body}\n\n  2.2  Errors\n\n{body}\n\n  3 bytes follow\n\n{body}\n\n"
+            f"  3  Security considerations\n\n{body}\n")
+    parsed = parse_report(text, markdown=False)
+    got = [(s.number, s.level) for s in parsed.sections if s.title]
+    assert got == [("1", 1), ("2", 1), ("2.1", 2), ("2.2", 2), ("3", 1)], got
+
+
+def test_a_numbered_section_finds_its_parent_across_an_unnumbered_heading():
+    """In plain text an unnumbered heading closes the numbered ones above it ("Abstract" is no parent of
+    "1."), but "4.1." after one still belongs under "4.": its number says so."""
+    body = textwrap.indent(textwrap.fill(BODY, 60), "   ")
+    text = (f"1.  Scope\n\n{body}\n\n4.  Overview\n\n{body}\n\nExample Exchange\n\n{body}\n\n"
+            f"4.1.  Details\n\n{body}\n\n5.  Security\n\n{body}\n")
+    parsed = parse_report(text, markdown=False)
+    got = {s.number: s.parent_id for s in parsed.sections if s.number}
+    by_id = {s.id: s.number for s in parsed.sections}
+    assert by_id.get(got["4.1"]) == "4" and got["5"] is None, got
