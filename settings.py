@@ -110,6 +110,8 @@ class Settings(BaseSettings):
 
     # --- reading ----------------------------------------------------------
     max_file_mb: float = Field(50.0, gt=0, description="Report files larger than this are skipped with a reason.")
+    warn_pages_without_text: float = Field(0.1, ge=0.0, le=1.0, description="Warn when at least this share of a "
+                                           "PDF's pages has no text layer (0 = warn at any such page).")
 
     # --- the library (reportqa add / remove; index.library) -------------
     library_lock_timeout_s: float = Field(30.0, ge=0.0, description="How long a library change waits for "

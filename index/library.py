@@ -33,7 +33,7 @@ from index.embed import model_fingerprint
 from index.files import LockBusy, writer_lock
 from index.store import BuildSettings, IndexUnavailable, current_build, load_index, read_records, write_index
 from index.vector_cache import EmbeddingCache, cached_vectors
-from ingest import Chunk, Document, IngestFailure, IngestResult, Section
+from ingest import Chunk, Document, IngestFailure, IngestResult, IngestWarning, Section
 from settings import engine_precision
 
 LOCK_NAME = ".writer.lock"
@@ -55,6 +55,7 @@ class LibraryChange:
     unchanged: tuple[tuple[str, DocumentRecord], ...] = ()  # (path given, the record already holding its content)
     removed: tuple[DocumentRecord, ...] = ()
     failures: tuple[IngestFailure, ...] = ()
+    warnings: tuple[IngestWarning, ...] = ()
     embedded: dict[str, int] = field(default_factory=dict)  # kind -> texts embedded (not found in the cache)
     reused: dict[str, int] = field(default_factory=dict)  # kind -> texts whose vectors came from the cache
     seconds: dict[str, float] = field(default_factory=dict)
@@ -221,7 +222,8 @@ class Library:
             started = time.perf_counter()
             state = self._state() or _State([], [], [])
             failures = [IngestFailure(str(p), why) for p, why in problems]
-            new, unchanged = self._read_new(files, key, state, failures)
+            warnings: list[IngestWarning] = []
+            new, unchanged = self._read_new(files, key, state, failures, warnings)
             parse_seconds = time.perf_counter() - started
             if not new:
                 return LibraryChange(None, unchanged=tuple(unchanged), failures=tuple(failures),
@@ -237,7 +239,7 @@ class Library:
             added_ids = {d.id for d, _, _ in new}
             listed = records(documents, sections, chunks)
             return replace(change, added=tuple(r for r in listed if r.document_id in added_ids),
-                           unchanged=tuple(unchanged), failures=tuple(failures),
+                           unchanged=tuple(unchanged), failures=tuple(failures), warnings=tuple(warnings),
                            seconds={"parse_chunk": round(parse_seconds, 2), **change.seconds})
 
     def remove(self, references: list[str]) -> LibraryChange:
@@ -274,8 +276,8 @@ class Library:
             self._chunker = Chunker.from_settings(self.settings)
         return self._chunker
 
-    def _read_new(self, files: list[Path], key: str | None, state: _State, failures: list[IngestFailure]
-                  ) -> tuple[list[tuple[Document, list[Section], list[Chunk]]], list[tuple[str, DocumentRecord]]]:
+    def _read_new(self, files: list[Path], key: str | None, state: _State, failures: list[IngestFailure],
+                  warnings: list[IngestWarning]) -> tuple[list[tuple[Document, list[Section], list[Chunk]]], list[tuple[str, DocumentRecord]]]:
         """Read and chunk the files the library does not hold yet; (new ones, (path, record) of known ones)."""
         from ingest import parse_document
         from ingest.readers import UnreadableReport, read_report
@@ -313,6 +315,8 @@ class Library:
             if not chunks:
                 failures.append(IngestFailure(str(path), "no body text found after removing artifacts"))
                 continue
+            if warning := doc.missing_text_warning(self.settings.warn_pages_without_text):
+                warnings.append(IngestWarning(str(path), warning))
             listed[doc.sha256] = records([doc], sections, chunks)[0]
             new.append((doc, sections, chunks))
         return new, unchanged

@@ -405,6 +405,7 @@ def _read_documents(build_dir: Path) -> dict[str, Document]:
         meta = {k: v for k, v in meta.items() if k not in ("chunks", "sections")}
         meta["page_starts"] = tuple(meta["page_starts"])
         meta["page_labels"] = tuple(meta.get("page_labels", ()))
+        meta["pages_without_text"] = tuple(meta.get("pages_without_text", ()))
         for name in ("bookmarks", "font_headings"):
             meta[name] = tuple(tuple(b) for b in meta.get(name, ()))
         text = (build_dir / "texts" / f"{meta['id']}.txt").read_text()

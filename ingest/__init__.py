@@ -14,12 +14,12 @@ from typing import Callable
 
 from ingest.chunking import ChunkingConfig, chunk_document
 from ingest.readers import UnreadableReport, find_report_files, read_report
-from ingest.records import Chunk, Document, IngestFailure, Section, Sentence
+from ingest.records import Chunk, Document, IngestFailure, IngestWarning, Section, Sentence
 from ingest.structure import parse_report
 from ingest.tokens import ModelWindow, TiktokenCounter
 
 __all__ = [
-    "Chunk", "Document", "IngestFailure", "IngestResult", "Section", "Sentence", "Chunker", "ingest_paths",
+    "Chunk", "Document", "IngestFailure", "IngestResult", "IngestWarning", "Section", "Sentence", "Chunker", "ingest_paths",
     "parse_document",
 ]
 

@@ -95,6 +95,7 @@ def read_report(path: Path, max_file_mb: float | None = None, pdf_outline: bool 
     labels: tuple[str, ...] = ()
     bookmarks: tuple[tuple[str, int, int], ...] = ()
     font_headings: tuple[tuple[str, int, int], ...] = ()
+    textless: tuple[int, ...] = ()
     if kind == "pdf":
         if not data.startswith(b"%PDF"):
             raise UnreadableReport("not a PDF file (missing %PDF header)")
@@ -103,6 +104,7 @@ def read_report(path: Path, max_file_mb: float | None = None, pdf_outline: bool 
         labels = content.labels
         bookmarks = tuple((b.title, b.page, b.depth) for b in content.bookmarks)
         font_headings = tuple((b.title, b.page, b.depth) for b in content.font_headings)
+        textless = tuple(n for n, page in enumerate(content.pages, 1) if not page.strip())
         if not text.strip():
             raise UnreadableReport("PDF has no extractable text (scanned images need OCR first)")
     else:
@@ -120,4 +122,5 @@ def read_report(path: Path, max_file_mb: float | None = None, pdf_outline: bool 
         page_labels=labels,
         bookmarks=bookmarks,
         font_headings=font_headings,
+        pages_without_text=textless,
     )

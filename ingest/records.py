@@ -18,6 +18,7 @@ class Document:
     page_labels: tuple[str, ...] = ()  # printed page label of each page ("iii", "12"), PDF only
     bookmarks: tuple[tuple[str, int, int], ...] = ()  # PDF outline: (title, 0-based page, depth)
     font_headings: tuple[tuple[str, int, int], ...] = ()  # PDF without outline: larger/bolder lines, same shape
+    pages_without_text: tuple[int, ...] = ()  # 1-based PDF pages whose text layer is empty: not searchable
     # What artifact removal took out (reported by `reportqa ingest --json`)
     toc_lines_removed: int = 0
     headers_removed: int = 0
@@ -29,6 +30,15 @@ class Document:
     edition: str = ""
     added_at: str = ""
     current: bool = True
+
+    def missing_text_warning(self, min_share: float) -> str | None:
+        """A warning when at least ``min_share`` of the pages have no text layer (scanned pages, or fonts
+        embedded without a text map): what they say cannot be found, and the reader should know."""
+        pages, missing = len(self.page_starts), self.pages_without_text
+        if not pages or not missing or len(missing) < min_share * pages:
+            return None
+        return (f"{len(missing)} of {pages} pages have no extractable text ({page_ranges(missing)}): "
+                "they cannot be searched (scanned images need OCR; fonts without a text map, another export)")
 
     def page_at(self, offset: int) -> int | None:
         """1-based page holding ``offset``, or None when pages are unknown."""
@@ -102,3 +112,23 @@ class IngestFailure:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class IngestWarning:
+    """A file that was ingested with a problem the reader should know (pages that cannot be searched)."""
+
+    path: str
+    message: str
+
+
+def page_ranges(pages: tuple[int, ...]) -> str:
+    """Sorted 1-based page numbers as "pages 3, 7-9"."""
+    runs: list[list[int]] = []
+    for page in pages:
+        if runs and page == runs[-1][1] + 1:
+            runs[-1][1] = page
+        else:
+            runs.append([page, page])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return ("page " if len(pages) == 1 else "pages ") + text

@@ -165,6 +165,8 @@ class UploadResponse(BaseModel):
     document: DocumentInfo = Field(description="The edition the upload is (new, or already in the library).")
     added: bool = Field(description="False when the same content was already in the library (nothing changed).")
     build: str = Field(description="The build being served once the answer is sent.")
+    warnings: list[str] = Field(default_factory=list, description="What the reader should know about the "
+                                "document as added, e.g. PDF pages without a text layer that cannot be searched.")
 
 
 class RemoveResponse(BaseModel):

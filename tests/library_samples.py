@@ -27,6 +27,20 @@ def report(title: str, sections: list[tuple[str, str]]) -> bytes:
     return "\n".join(parts).encode()
 
 
+def pdf_with_blank_pages(title: str, sentences: list[str], blank: set[int]) -> bytes:
+    """A PDF of one page per sentence, where the pages numbered in ``blank`` (1-based) carry no text at
+    all, as a scanned page or a font embedded without a text map reads."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for page, sentence in enumerate(sentences, 1):
+        pdf.add_page()
+        if page not in blank:
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"{title}\n\n{sentence}")
+    return bytes(pdf.output())
+
+
 RIVER = [
     ("1 Monitoring network", "The agency sampled forty river stations every month. Each station recorded "
      "temperature, dissolved oxygen and turbidity. Samples were analysed in the central laboratory."),

@@ -81,6 +81,18 @@ def test_ingest_reports_bad_files_and_fails_when_nothing_is_left(settings, tmp_p
     assert "skipped" in out.stderr and "binary" in out.stderr and not (tmp_path / "idx").exists()
 
 
+def test_ingest_warns_about_pdf_pages_it_cannot_read(settings, tmp_path):
+    from library_samples import pdf_with_blank_pages
+
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(pdf_with_blank_pages("Grain Stores", ["Wheat stocks rose by a tenth.", "", "", "Barley fell."],
+                                          blank={2, 3}))
+    out = run(["ingest", str(path), "--index", str(tmp_path / "idx"), "--quiet", "--json"], settings)
+    assert out.returncode == 0, out.stderr
+    assert f"warning {path}: 2 of 4 pages have no extractable text (pages 2-3)" in out.stderr
+    assert json.loads(out.stdout)["per_document"][0]["pages_without_text"] == [2, 3]
+
+
 def test_every_command_has_help_with_examples(settings):
     for command in ["ingest", "ask", "serve", "eval", "sections", "config", "bench"]:
         out = run([command, "--help"], settings, timeout=60)

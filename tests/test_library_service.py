@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from library_samples import RIVER, RIVER_NEXT, TRANSIT, edition_of, report, serve
+from library_samples import RIVER, RIVER_NEXT, TRANSIT, edition_of, pdf_with_blank_pages, report, serve
 
 TOKEN = "library-token-51c2"
 
@@ -211,6 +211,19 @@ def test_upload_appears_is_searchable_and_a_second_upload_is_a_no_op(library, tm
     assert keyed.status_code == 201 and keyed.json()["document"]["key"] == "dune-notes", keyed.text
     assert keyed.json()["document"]["source"] == "notes.md"
     assert_refused(upload(library.url, "more.md", notes + b"\nMore.", key="bad key!"), 422, "bad document key")
+
+
+def test_an_upload_with_unreadable_pdf_pages_is_added_with_a_warning(library):
+    content = pdf_with_blank_pages("Ferry Timetable Review", ["Night ferries were cut to two a week.", "", "",
+                                                              "Fares rose for cars but not for foot passengers."],
+                                   blank={2, 3})
+    response = upload(library.url, "ferry-review.pdf", content)
+    assert response.status_code == 201, response.text
+    assert response.json()["warnings"] == [
+        "2 of 4 pages have no extractable text (pages 2-3): they cannot be searched (scanned images need OCR; "
+        "fonts without a text map, another export)"]
+    plain = upload(library.url, "ferry-notes.md", report("Ferry Notes", [("1 Boats", "Two boats were sold.")]))
+    assert plain.status_code == 201 and plain.json()["warnings"] == []
 
 
 def test_a_new_edition_keeps_the_old_one_queryable_and_the_diff_lists_the_three_changes(library, tmp_path):

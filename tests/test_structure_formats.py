@@ -117,6 +117,20 @@ def test_lines_that_look_alike_are_not_furniture_without_page_boundaries(tmp_pat
     assert joined.count("is here.") == 3000
 
 
+def test_pdf_pages_without_text_are_counted_and_warned_about_past_the_share(tmp_path):
+    from library_samples import pdf_with_blank_pages
+
+    path = tmp_path / "scanned.pdf"
+    path.write_bytes(pdf_with_blank_pages("Harbour Survey", [f"Quay {n} was dredged in spring." for n in range(10)],
+                                          blank={2, 3, 4, 9}))
+    doc = read_report(path)
+    assert doc.pages_without_text == (2, 3, 4, 9) and len(doc.page_starts) == 10
+    warning = doc.missing_text_warning(0.1)
+    assert warning.startswith("4 of 10 pages have no extractable text (pages 2-4, 9)"), warning
+    assert doc.missing_text_warning(0.4) is not None and doc.missing_text_warning(0.5) is None
+    assert "Quay 5 was dredged" in doc.text  # the pages that have text are all read
+
+
 def _pdf(path: Path, bookmarks: bool, nested: bool = False, labels: bool = False):
     from fpdf import FPDF
 

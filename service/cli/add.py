@@ -29,11 +29,14 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"build": change.build, "added": [asdict(r) for r in change.added],
                           "unchanged": [{"path": p, **asdict(r)} for p, r in change.unchanged],
-                          "skipped": [asdict(f) for f in change.failures], "embedded": change.embedded,
+                          "skipped": [asdict(f) for f in change.failures], "warnings": [asdict(w) for w in change.warnings],
+                          "embedded": change.embedded,
                           "reused": change.reused, "seconds": change.seconds}, ensure_ascii=False))
     else:
         for failure in change.failures:
             print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
+        for warning in change.warnings:
+            print(f"warning {warning.path}: {warning.message}", file=sys.stderr)
         for path, r in change.unchanged:
             print(f"unchanged {path}: already in the library as {r.key}@{r.edition}")
         for r in change.added:

@@ -67,6 +67,9 @@ def run(args) -> int:
     parse_seconds = time.perf_counter() - started
     for failure in result.failures:
         print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
+    for doc in result.documents:
+        if warning := doc.missing_text_warning(settings.warn_pages_without_text):
+            print(f"warning {doc.path}: {warning}", file=sys.stderr)
     if not result.chunks:
         raise CliError("no report could be ingested; nothing was written", EXIT_INPUT)
     started = time.perf_counter()
@@ -94,4 +97,5 @@ def document_summary(doc, result) -> dict:
     return {"document": doc.id, "sections": sum(s.document_id == doc.id for s in result.sections),
             "chunks": sum(c.document_id == doc.id for c in result.chunks),
             "removed": {"toc_lines": doc.toc_lines_removed, "headers": doc.headers_removed,
-                        "footers": doc.footers_removed, "page_numbers": doc.page_numbers_removed}}
+                        "footers": doc.footers_removed, "page_numbers": doc.page_numbers_removed},
+            "pages_without_text": list(doc.pages_without_text)}

@@ -58,7 +58,8 @@ def _add(st: ServiceState, saved: SavedUpload) -> JSONResponse:
     else:
         raise HTTPException(422, f"{saved.path.name}: nothing could be read from it")
     body = schemas.UploadResponse(document=document_info(record), added=bool(change.added),
-                                  build=_serve_new_build(st))
+                                  build=_serve_new_build(st),
+                                  warnings=[w.message for w in change.warnings])
     return JSONResponse(body.model_dump(), status_code=status)
 
 
