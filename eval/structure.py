@@ -9,6 +9,8 @@ Scores, per document (pure functions, typed results; nothing here imports the se
 - recall: expected sections found *in order*, by title (longest common subsequence);
 - parent accuracy: of those found, how many sit under the expected parent;
 - number accuracy: of those found that are numbered, how many carry the expected number;
+- anchor accuracy: of those found, how many start where the document prints their title (and on the
+  outline's page, when it names one), so a heading put on the wrong line shows even when its title matched;
 - not_sections: recovered sections whose title is one the outline says is not a section;
 - repeated titles: titles that 3 or more recovered sections share;
 - ToC sections: recovered sections whose own text holds table-of-contents lines.
@@ -23,6 +25,7 @@ import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ingest import parse_document
 from ingest.readers import SUPPORTED_SUFFIXES, UnreadableReport, read_report
@@ -35,6 +38,9 @@ CORPUS_METADATA = {"SOURCE", "README", "LICENSE"}  # files beside a document tha
 _DOT_LEADER = re.compile(r"[A-Za-z)][ \t]*(?:\.\s?){4,}\s*\d{1,4}\b")  # a title, a leader, a page
 # A section whose text names this many *other* expected sections as "number title" reads as a ToC.
 TOC_ENTRY_MIN = 3
+# How far past a heading's start its title may still be read: a number before it, Markdown markers, a
+# title wrapped over lines with a revision date between (PDF margin headings).
+ANCHOR_SLACK_CHARS = 60
 _LEADING_NUMBER = re.compile(
     r"^(?:(?:part|chapter|section|appendix|annex|exhibit)\s+)?"
     r"(?:\(?[0-9ivxlcdm]+\)|[0-9a-z]{1,4}(?:[.\-][0-9a-z]{1,4})*\.?)\s+", re.I)
@@ -65,6 +71,7 @@ class DocumentScore:
     recall: float
     parent_accuracy: float
     number_accuracy: float | None  # None when the outline has no numbered sections
+    anchor_accuracy: float
     not_sections: int
     repeated_titles: int
     toc_sections: int
@@ -189,14 +196,33 @@ def toc_sections(sections: list[Section], texts: dict[str, str], outline: Outlin
     return hits
 
 
+def _anchored(expected: ExpectedSection, section: Section, source: str, page_at) -> bool:
+    """The recovered heading starts where its title is printed (a wrapped title read across its lines),
+    on the outline's page when the outline and the document both know pages."""
+    def compact(text: str) -> str:  # letters and digits only: "Non-regular" is "Nonregular", "R_alloc" "R alloc"
+        return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).lower())
+
+    window = compact(source[section.char_start:section.char_start + len(expected.title) + ANCHOR_SLACK_CHARS])
+    titles = {compact(expected.title), compact(_LEADING_NUMBER.sub("", expected.title.strip(), count=1))}
+    found = [(window.find(t), t) for t in titles if t and t in window]
+    number = compact(expected.number)
+    # a numbered section's title also ends sentences and opens body lines: its number must be printed with it
+    if not found or (number and not any(number in window[:at + len(t)] for at, t in found)):
+        return False
+    return expected.page is None or page_at is None or page_at(section.char_start) == expected.page
+
+
 def score_document(name: str, outline: Outline, sections: list[Section], texts: dict[str, str],
-                   seconds: float = 0.0) -> DocumentScore:
+                   seconds: float = 0.0, source: str = "",
+                   page_at: Callable[[int], int | None] | None = None) -> DocumentScore:
+    """``source``: the document's text, for anchor accuracy; ``page_at``: the 1-based page holding an offset
+    of it (PDFs)."""
     titled = [s for s in sections if s.title]
     by_id = {s.id: s for s in sections}
     expected = list(outline.sections)
     pairs = match_in_order(expected, titled)
-    parent_ok = number_ok = numbered = 0
-    misses: dict[str, list[str]] = {"not_found": [], "wrong_parent": [], "wrong_number": []}
+    parent_ok = number_ok = numbered = anchor_ok = 0
+    misses: dict[str, list[str]] = {"not_found": [], "wrong_parent": [], "wrong_number": [], "wrong_anchor": []}
     for i, e in enumerate(expected):
         if i not in pairs:
             misses["not_found"].append(f"{e.number} {e.title}".strip())
@@ -216,6 +242,11 @@ def score_document(name: str, outline: Outline, sections: list[Section], texts: 
                 number_ok += 1
             else:
                 misses["wrong_number"].append(f"{e.title}: {got.number!r}")
+        if _anchored(e, got, source, page_at):
+            anchor_ok += 1
+        else:
+            where = f" (page {page_at(got.char_start)})" if page_at else ""
+            misses["wrong_anchor"].append(f"{e.title}{where}: {source[got.char_start:got.char_start + 40]!r}")
     bad = {normalise(t) for t in outline.not_sections}
     not_sections = [s.title for s in titled if recovered_title_forms(s) & bad]
     counts: dict[str, int] = {}
@@ -233,6 +264,7 @@ def score_document(name: str, outline: Outline, sections: list[Section], texts: 
         recall=found / len(expected) if expected else 1.0,
         parent_accuracy=parent_ok / found if found else 0.0,
         number_accuracy=number_ok / numbered if numbered else None,
+        anchor_accuracy=anchor_ok / found if found else 0.0,
         not_sections=len(not_sections), repeated_titles=len(repeated), toc_sections=len(tocs),
         seconds=seconds, examples=examples,
     )
@@ -248,9 +280,10 @@ def score_case(outline_path: Path, document_path: Path, pdf_outline: bool = True
         doc = read_report(document_path, pdf_outline=pdf_outline)
         parsed = parse_document(doc)
     except UnreadableReport as exc:
-        return DocumentScore(name, len(outline.sections), 0, 0, 0.0, 0.0, None, 0, 0, 0, 0.0, error=str(exc))
+        return DocumentScore(name, len(outline.sections), 0, 0, 0.0, 0.0, None, 0.0, 0, 0, 0, 0.0, error=str(exc))
     seconds = time.perf_counter() - started
-    return score_document(name, outline, parsed.sections, section_texts(doc, parsed), seconds)
+    return score_document(name, outline, parsed.sections, section_texts(doc, parsed), seconds, doc.text,
+                          doc.page_at if doc.page_starts else None)
 
 
 def run_structure_benchmark(folder: Path, without_bookmarks: bool = False) -> list[DocumentScore]:
@@ -265,7 +298,8 @@ def run_structure_benchmark(folder: Path, without_bookmarks: bool = False) -> li
 
 # ------------------------------------------------------------------ output
 
-COLUMNS = ("expected", "recovered", "recall", "parent", "number", "not_sect", "repeated", "toc_text", "seconds")
+COLUMNS = ("expected", "recovered", "recall", "parent", "number", "anchor", "not_sect", "repeated", "toc_text",
+           "seconds")
 
 
 def format_table(scores: list[DocumentScore]) -> str:
@@ -277,6 +311,7 @@ def format_table(scores: list[DocumentScore]) -> str:
             continue
         number = "n/a" if s.number_accuracy is None else f"{s.number_accuracy:.3f}"
         cells = [s.expected, s.recovered, f"{s.recall:.3f}", f"{s.parent_accuracy:.3f}", number,
+                 f"{s.anchor_accuracy:.3f}",
                  s.not_sections, s.repeated_titles, s.toc_sections, f"{s.seconds:.2f}"]
         lines.append(f"{s.document:<{width}}" + "".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import re
 from ingest.artifacts import page_line_ranges
 from ingest.markdown import MarkdownBlocks, MarkdownHeading, read_blocks
 from ingest.numbering import parse_numbering
-from ingest.pdf import Bookmark, anchor_bookmarks, match_words, printed_number
+from ingest.pdf import Bookmark, anchor_bookmarks, match_words, printed_number, run_in_body
 from ingest.text import margin_headings, numbered_title, underlined_headings
 
 # A run of this many unnumbered same-level headings with no prose between them is a set of labels
@@ -119,6 +119,7 @@ def bookmark_headings(doc, page_starts: tuple[int, ...], bookmarks: tuple) -> No
         line.numbering = (parse_numbering(mark.title, explicit=True)
                           or printed_number(line.text, match_words(mark.title), whole=first + 1 == end))
         line.stated_level = mark.depth if nested else 0
+        line.body_from = run_in_body(line.text, mark.title) if first + 1 == end else 0
         for extra in range(first + 1, end):
             doc.lines[extra].heading_part = True
 

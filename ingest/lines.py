@@ -39,6 +39,7 @@ class _Line:
     numbering: object = None  # ingest.numbering.Numbering of a heading line
     stated_level: int = 0  # a level the document states (PDF bookmark nesting)
     heading_part: bool = False  # a continuation line of a heading that wraps (PDF margin headings)
+    body_from: int = 0  # a run-in heading's line: where its body text starts (offset into ``text``)
     block: str = ""  # Markdown block kind: "code", "html", "table", "quote", "list", "" for paragraphs
 
     @property

@@ -16,6 +16,9 @@ from ingest.numbering import parse_numbering
 PAGE_SEPARATOR = "\n\n\n\n"
 # An unnumbered bookmark's title is looked for this many lines from the top of its page.
 TITLE_SEARCH_LINES = 8
+# A bookmarked line that goes on for this many words past its title is a run-in heading over body text,
+# not a longer printed form of the title ("Results and Discussion" under the bookmark "Results").
+RUN_IN_MIN_WORDS = 4
 _DATE_LINE = re.compile(r"^\(\d{1,2}-\d{1,2}-\d{2,4}\)$")  # the revision date under a margin heading
 
 
@@ -166,8 +169,9 @@ def join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
 
 
 def match_words(text: str) -> list[str]:
-    """Words for matching a bookmark to page text: ligatures (U+FB01 'fi') and quotes folded."""
-    return re.sub(r"[^\w]+", " ", unicodedata.normalize("NFKC", text).lower()).split()
+    """Words for matching a bookmark to page text: ligatures (U+FB01 'fi'), quotes and underscores folded
+    (an outline may keep the identifier "Color_resources" that the page sets as "Color resources")."""
+    return re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).lower()).split()
 
 
 def _find_anchor(texts: list[str], lines: range, skip: set[int], numbering, title_words: list[str],
@@ -179,15 +183,45 @@ def _find_anchor(texts: list[str], lines: range, skip: set[int], numbering, titl
         # "3.2" also matches "3.2." and "Exhibit 3.2", never "3.2.1" or "13.2"
         label = re.compile(rf"^(?:\w+\s+)?{re.escape(numbering.label)}(?![\w\-]|\.\w)", re.I)
         return next((i for i in candidates if label.match(texts[i].strip())), None)
-    exact = next((i for i in candidates if match_words(texts[i]) == title_words), None)
-    if exact is not None:
-        return exact
-    # Outlines often leave out the number the page prints ("Library Notes" over "2.4 Library Notes")
-    numbered = next((i for i in candidates if printed_number(texts[i], title_words, whole=True)), None)
-    if numbered is not None:
-        return numbered
-    return next((i for i in candidates[:search_lines] if match_words(texts[i]) and (
+    # The title alone on a line, or after the number the outline left out ("Library Notes" over "2.4 Library
+    # Notes"): the first such line, since a line further down that happens to be the title ("warning." ending
+    # a sentence) must not take the heading away from the bookmarks that follow.
+    whole = next((i for i in candidates if match_words(texts[i]) == title_words
+                  or printed_number(texts[i], title_words, whole=True)), None)
+    if whole is not None:
+        return whole
+    # A long title wrapped over lines (with or without its printed number), spelled out in full
+    wrapped = next((i for i in candidates if _wrapped_title(texts, i, lines.stop, title_words)), None)
+    if wrapped is not None:
+        return wrapped
+    near_top = next((i for i in candidates[:search_lines] if match_words(texts[i]) and (
         _prefix_match(match_words(texts[i]), title_words) or printed_number(texts[i], title_words))), None)
+    if near_top is not None:
+        return near_top
+    # A run-in heading (LaTeX's \paragraph, a manual's keyword entries) starts a line of body text anywhere
+    # on the page: "Cumulative The smooth cumulative option makes ..."
+    return next((i for i in candidates if _runs_in(texts[i], title_words)), None)
+
+
+def _runs_in(line: str, title_words: list[str]) -> bool:
+    """The line opens with the whole title and goes on, and starts as a heading does (not a lower-case
+    continuation of the sentence above)."""
+    words = match_words(line)
+    first = line.lstrip()[:1]
+    return len(words) > len(title_words) > 0 and words[: len(title_words)] == title_words and not first.islower()
+
+
+def run_in_body(line: str, title: str) -> int:
+    """Where the body text starts on a run-in heading's line ("Cumulative The smooth option ..." under the
+    bookmark "Cumulative"), as an offset into ``line``; 0 when the line is the heading alone."""
+    words = match_words(title)
+    if not words:
+        return 0
+    opening = re.match(r"\s*" + r"[\W_]*".join(re.escape(w) for w in words) + r"(?![^\W_])[\W_]*?(?=\s|$)",
+                       line, re.I)
+    if opening is None or len(match_words(line[opening.end():])) < RUN_IN_MIN_WORDS:
+        return 0
+    return opening.end() + len(line[opening.end():]) - len(line[opening.end():].lstrip())
 
 
 def printed_number(line: str, title_words: list[str], whole: bool = False):
@@ -208,8 +242,18 @@ def _prefix_match(line_words: list[str], title_words: list[str]) -> bool:
     return n > 0 and line_words[:n] == title_words[:n]
 
 
-def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[str]) -> int:
-    """Lines after ``first`` that still spell the title (margin headings wrap over 2-4 lines)."""
+def _wrapped_title(texts: list[str], first: int, stop: int, title_words: list[str]) -> bool:
+    """``first`` starts the title (after a printed number, if any) and the lines below finish it."""
+    printed = printed_number(texts[first], title_words)
+    words = match_words(printed.rest if printed else texts[first])
+    if not 0 < len(words) < len(title_words) or title_words[:len(words)] != words:
+        return False
+    return not _heading_lines(texts, first, stop, title_words[len(words):])[1]
+
+
+def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[str]) -> tuple[int, list[str]]:
+    """Lines after ``first`` that still spell the title (margin headings wrap over 2-4 lines): the line
+    after them, and the title words they left unspelled."""
     end, remaining = first + 1, title_words
     while end < stop and remaining:
         line = texts[end].strip()
@@ -221,7 +265,7 @@ def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[st
             break
         remaining = remaining[len(words):]
         end += 1
-    return end
+    return end, remaining
 
 
 def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: list[range],
@@ -251,7 +295,7 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
             printed = printed_number(texts[found], title_words)
             on_line = match_words(printed.rest if printed else texts[found])
         remaining = title_words[len(on_line):] if title_words[: len(on_line)] == on_line else title_words
-        end = _heading_lines(texts, found, page.stop, remaining)
+        end = _heading_lines(texts, found, page.stop, remaining)[0]
         anchored.append((found, end, mark))
         cursor = end
     return anchored

@@ -3,6 +3,7 @@ page furniture cut in two, and place every heading in the tree with the one hier
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from ingest.hierarchy import Heading, build_tree, title_style
 from ingest.numbering import parse_numbering, split_merged
@@ -47,6 +48,7 @@ def _headings(doc) -> tuple[list[Heading], dict[int, list[int]]]:
                 opens[idx].append(len(heads))
                 heads.append(h)
             last = heads[-1]
+            last.has_body_before_next = bool(line.body_from)
             for h in heads[-len(parts):-1]:
                 h.has_body_before_next = False
         elif last is not None and not line.removed and not line.blank and not line.heading_part:
@@ -103,6 +105,9 @@ def build_sections(doc) -> tuple[list[Section], dict[str, list[tuple[int, int]]]
     for idx, line in enumerate(doc.lines):
         if idx in opens:
             grouper.open(opens[idx][-1])
+            if line.body_from:  # the rest of a run-in heading's line is the first of its body
+                grouper.para.append(replace(line, start=line.start + line.body_from, text=line.text[line.body_from:],
+                                            heading=None, body_from=0))
         elif line.heading_part:
             continue
         elif line.removed:

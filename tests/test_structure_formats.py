@@ -212,6 +212,51 @@ def test_pdf_outline_without_printed_numbers_finds_every_heading_on_a_shared_pag
         assert f"{s.title} work is planned" in doc.text[s.char_start:s.char_end]
 
 
+def test_pdf_outline_anchors_run_in_wrapped_and_identifier_titles_where_the_page_prints_them(tmp_path):
+    """Found in Debian's R and gnuplot manuals: a run-in heading mid-page ("Cumulative The smooth ..."), a
+    long title wrapped over two lines below its printed number, a bookmark's identifier ("Color_resources")
+    over the printed words, and a title that also ends a sentence on a line of its own further down
+    ("warning."), which must not take the heading away from the bookmarks after it."""
+    from fpdf import FPDF
+
+    filler = [f"Line {n} of the opening text is ordinary body text." for n in range(10)]
+    parts = [  # (bookmark, lines printed for it: heading line(s) first)
+        ("stop", ["8.1 stop", "A call to stop halts the evaluation of the current expression."]),
+        ("warning", ["8.2 warning", "The function warning takes a single argument that is a string."]),
+        ("on.exit", ["8.3 on.exit", "A function can insert a call to on.exit at any point; it runs after a",
+                     "warning.", "Nothing else is done."]),
+        ("Why does the output of a model depend on the order of the factors in the model?",
+         ["8.4 Why does the output of a model depend on the order of the factors in the", "model?",
+          "Because each term is added in turn to the terms before it."]),
+        ("Color_resources", ["Color resources", "Displays honour the colour resources listed here."]),
+        ("Cumulative", ["Cumulative The smooth cumulative option makes the data monotonic in x.",
+                        "Points with the same x are replaced by one point."]),
+    ]
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    pdf.start_section("Exception handling", level=0)
+    for line in ["8 Exception handling"] + filler:
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
+    for title, lines in parts:
+        pdf.start_section(title, level=1)
+        for line in lines:
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
+    path = tmp_path / "manual.pdf"
+    pdf.output(str(path))
+    doc = read_report(path)
+    assert len(doc.page_starts) == 1
+    sections = {s.title: s for s in parse_document(doc).sections if s.title}
+    assert list(sections) == ["Exception handling"] + [title for title, _ in parts]
+    for title, lines in parts:
+        section = sections[title]
+        assert doc.text[section.char_start:].startswith(lines[0]), (title, doc.text[section.char_start:][:60])
+    assert [sections[t].number for t in ("stop", "warning", "on.exit")] == ["8.1", "8.2", "8.3"]
+    cumulative = sections["Cumulative"]
+    body = " ".join(doc.text[a:b] for a, b in cumulative.body_spans)
+    assert body.startswith("The smooth cumulative option makes the data monotonic in x.")  # kept as body
+
+
 def test_pdf_without_bookmarks_uses_numbered_lines(tmp_path, settings):
     path = tmp_path / "plain.pdf"
     _pdf(path, bookmarks=False)
