@@ -106,6 +106,8 @@ def test_pdfs_read_without_their_bookmarks_keep_the_font_heading_path_honest():
     assert mime.recall >= 0.95 and mime.parent_accuracy >= 0.95, mime.examples
     scores = run_structure_benchmark(REAL / "irs-irm-2.3.59-pdf", without_bookmarks=True)
     (irs,) = [s for s in scores if "no bookmarks" in s.document]
+    # Its recall comes from the printed ToC's lines (anchor accuracy 0.000, see the README): this guards the
+    # furniture rules (section count, repeated titles), not a recovered tree.
     assert irs.recall >= 0.84 and irs.repeated_titles <= 2 and irs.recovered <= 300, irs.examples
 
 
