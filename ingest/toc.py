@@ -33,23 +33,49 @@ MAX_ENTRY_WORDS = 20
 _LEADER_RUN = re.compile(r"(?:\.\s?){3,}")
 
 
+# One "title leader page" of a line; a converter may join several on one line, or set the line as a
+# Markdown heading with the leader in italics ("### 1 Introduction . . . 1 2 Objects . . . 2",
+# "2.1 Basic types _. . . ._ 3").
+_SEGMENT = re.compile(r".*?(?:\.\s?){3,}\.?\s*(?:\d{1,4}|[ivxlcdm]{1,6})(?=\s|$)", re.I)
+_ATX_MARKER = re.compile(r"^\s{0,3}#{1,6}\s+")
+_LEADER_EMPHASIS = re.compile(r"[_*]+(?=\s*(?:\.\s?){3,})|(?<=\.)[_*]+")
+
+
+def entry_titles(text: str) -> list[TocEntry]:
+    """The entries a line holds (a title with letters and no leader of its own, a dot leader, a page
+    number), several when a converter joined them; [] when the line is anything else."""
+    if len(text) > MAX_ENTRY_CHARS * 4:
+        return []
+    clean = _LEADER_EMPHASIS.sub("", _ATX_MARKER.sub("", text.strip()))
+    segments, pos = [], 0
+    for m in _SEGMENT.finditer(clean):
+        if clean[pos:m.start()].strip():
+            return []
+        segments.append(m.group().strip())
+        pos = m.end()
+    if not segments or clean[pos:].strip() or (len(segments) == 1 and len(clean) > MAX_ENTRY_CHARS):
+        return []
+    entries = []
+    for segment in segments:
+        m = _ENTRY.match(segment)
+        title = m["title"] if m else ""
+        last = title.rstrip()[-1:]
+        if not (re.search(r"[A-Za-z]{2}", title) and len(title.split()) <= MAX_ENTRY_WORDS
+                and not _LEADER_RUN.search(title) and (last.isalpha() or last in ")\"'")):
+            return []
+        title = " ".join(title.split())
+        entries.append(TocEntry(title, m["page"], parse_numbering(title, explicit=True)))
+    return entries
+
+
 def is_entry(text: str) -> bool:
-    """A title (letters, no leader of its own), a dot leader, a page number: nothing else."""
-    if len(text) > MAX_ENTRY_CHARS:
-        return False
-    m = _ENTRY.match(text.strip())
-    if not m:
-        return False
-    title = m["title"]
-    last = title.rstrip()[-1:]
-    return (bool(re.search(r"[A-Za-z]{2}", title)) and len(title.split()) <= MAX_ENTRY_WORDS
-            and not _LEADER_RUN.search(title) and (last.isalpha() or last in ")\"'"))
+    return bool(entry_titles(text))
 
 
 def find_dot_leader_toc(texts: list[str], skip: set[int]) -> DotLeaderToc:
     """Every run of dot-leader entries (blank lines, furniture and short wrapped lines may sit between)."""
     toc = DotLeaderToc()
-    entry_lines = [i for i, t in enumerate(texts) if i not in skip and is_entry(t)]
+    entry_lines = [i for i, t in enumerate(texts) if i not in skip and entry_titles(t)]
     if len(entry_lines) < MIN_ENTRIES:
         return toc
     previous = None
@@ -59,9 +85,7 @@ def find_dot_leader_toc(texts: list[str], skip: set[int]) -> DotLeaderToc:
             if len(between) <= MAX_GAP_LINES:
                 toc.lines.update(between)
         toc.lines.add(i)
-        m = _ENTRY.match(texts[i].strip())
-        title = " ".join(m["title"].split())
-        toc.entries.append(TocEntry(title, m["page"], parse_numbering(title, explicit=True)))
+        toc.entries.extend(entry_titles(texts[i]))
         previous = i
     # The ToC's own heading just above the first entry ("Table of Contents").
     j = entry_lines[0] - 1

@@ -264,6 +264,21 @@ def test_pdf_without_bookmarks_uses_numbered_lines(tmp_path, settings):
     assert [s.id for s in parsed.sections if s.title] == ["1", "1.1", "1.2", "2", "2.1"]
 
 
+def test_a_converters_toc_with_joined_entries_and_italic_leaders_is_no_heading():
+    """pymupdf4llm on a texinfo manual: bold ToC entries become one '###' line holding two entries, the
+    others carry their leader in italics. Neither is a section, and neither stays in the body."""
+    dots = " ".join(["."] * 30)
+    text = (f"## **Table of Contents**\n\n### 1 Energy {dots} 1 2 Transport {dots} 2\n\n"
+            f"1.1 Supply _{dots}_ 1\n1.2 Demand _{dots}_ 1\n2.1 Roads _{dots}_ 2\n\n"
+            f"## **1 Energy**\n\n{BODY}\n\n### **1.1 Supply**\n\n{BODY}\n\n### **1.2 Demand**\n\n{BODY}\n\n"
+            f"## **2 Transport**\n\n{BODY}\n\n### **2.1 Roads**\n\n{BODY}\n")
+    parsed = parse_report(text)
+    assert [s.title for s in parsed.sections if s.title] == [
+        "1 Energy", "1.1 Supply", "1.2 Demand", "2 Transport", "2.1 Roads"]
+    kept = "".join(ch for ch, masked in zip(text, parsed.mask) if not masked)
+    assert ". . . ." not in kept and "Table of Contents" not in kept
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
