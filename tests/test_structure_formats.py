@@ -279,6 +279,34 @@ def test_a_converters_toc_with_joined_entries_and_italic_leaders_is_no_heading()
     assert ". . . ." not in kept and "Table of Contents" not in kept
 
 
+def test_pdf_without_bookmarks_a_few_numbered_parts_do_not_flatten_the_font_size_tree(tmp_path):
+    """gnuplot's manual: "Part I" over unnumbered sections and subsections set in smaller fonts. One
+    numbered line among many unnumbered headings must not switch the tree to printed numbers."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for part, sections in (("Part I", [("Overview", ["Scope", "Audience"]), ("Setup", ["Install"])]),
+                           ("Part II", [("Reference", ["Commands", "Options"])])):
+        pdf.add_page()
+        pdf.set_font("Helvetica", "B", size=24)
+        pdf.multi_cell(0, 12, new_x="LMARGIN", new_y="NEXT", text=part)
+        for section, subsections in sections:
+            pdf.set_font("Helvetica", "B", size=16)
+            pdf.multi_cell(0, 9, new_x="LMARGIN", new_y="NEXT", text=section)
+            for sub in subsections:
+                pdf.set_font("Helvetica", "B", size=13)
+                pdf.multi_cell(0, 7, new_x="LMARGIN", new_y="NEXT", text=sub)
+                pdf.set_font("Helvetica", size=11)
+                pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=f"{sub} is described here. {BODY}")
+    path = tmp_path / "parts.pdf"
+    pdf.output(str(path))
+    sections = [s for s in parse_document(read_report(path, pdf_outline=False)).sections if s.title]
+    by_id = {s.id: s for s in sections}
+    parent = {s.title: by_id[s.parent_id].title if s.parent_id in by_id else None for s in sections}
+    assert parent["Scope"] == parent["Audience"] == "Overview" and parent["Install"] == "Setup"
+    assert parent["Commands"] == "Reference" and parent["Overview"] == parent["Setup"] == "Part I"
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
