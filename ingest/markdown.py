@@ -4,7 +4,9 @@ Its tokens carry source line maps, so headings and blocks are located by line in
 the original file and every offset stays exact. Headings are only what the
 parser calls headings at the top level of the document: a ``#`` inside fenced
 or indented code, an HTML block, a table, a block quote or a list item is never
-one. Heading titles are the inline text a reader sees: inline HTML (``<span
+one; except where a converter's fences are out of step with its code, seen by a
+heading in its own bold style inside a fence without a language (the block's
+code ends there). Heading titles are the inline text a reader sees: inline HTML (``<span
 id=…>``) dropped, backslash escapes resolved, emphasis markers gone.
 """
 from __future__ import annotations
@@ -67,6 +69,37 @@ def _all_bold(inline) -> bool:
         sum(c.type == "strong_open" for c in kids) == 1
 
 
+# A heading in a converter's style ("### **3.1.3 Function calls**") at the start of a line inside a fenced
+# block without a language: the converter's fences are out of step with its code (pymupdf4llm closes a
+# block after the heading that follows it, or opens one before prose), so from that line on it is Markdown.
+_BOLD_ATX = re.compile(r"^#{1,6}[ \t]+\*\*(?=\S).*\S\*\*[ \t]*$")
+
+
+def _misfenced_start(token) -> int | None:
+    """The offset (in lines, from the block's first content line) where a fenced block's Markdown starts."""
+    if token.info.strip():
+        return None
+    return next((n for n, line in enumerate(token.content.split("\n")) if _BOLD_ATX.match(line)), None)
+
+
+def _read_misfenced(blocks: MarkdownBlocks, token, first: int, end: int) -> int:
+    """Read a fenced block's misfenced tail as Markdown into ``blocks``; the line where the code ends."""
+    start = _misfenced_start(token)
+    if start is None:
+        return end
+    code_end = first + 1 + start
+    tail = read_blocks("\n".join(token.content.split("\n")[start:]))
+    for h in tail.headings + tail.bold_lines:
+        h.line, h.end_line = h.line + code_end, h.end_line + code_end
+    blocks.headings += tail.headings
+    blocks.bold_lines += tail.bold_lines
+    for n in range(code_end, end - 1):
+        blocks.block_kind.pop(n, None)
+    blocks.block_kind.update({n + code_end: kind for n, kind in tail.block_kind.items() if n + code_end < end - 1})
+    blocks.tables += [(a + code_end, b + code_end) for a, b in tail.tables]
+    return code_end
+
+
 def read_blocks(text: str) -> MarkdownBlocks:
     tokens = _parser().parse(text)
     blocks = MarkdownBlocks()
@@ -85,7 +118,8 @@ def read_blocks(text: str) -> MarkdownBlocks:
             for n in range(first, end):
                 blocks.block_kind[n] = kind
             if token.type == "fence":
-                blocks.fenced.update(range(first, end))
+                code_end = _read_misfenced(blocks, token, first, end)
+                blocks.fenced.update(n for n in range(first, end) if not code_end <= n < end - 1)
                 blocks.fence_lines.add(first)
                 if end - 1 > first:
                     blocks.fence_lines.add(end - 1)

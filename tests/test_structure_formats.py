@@ -307,6 +307,22 @@ def test_pdf_without_bookmarks_a_few_numbered_parts_do_not_flatten_the_font_size
     assert parent["Commands"] == "Reference" and parent["Overview"] == parent["Setup"] == "Part I"
 
 
+def test_a_converters_fences_out_of_step_with_its_code_do_not_swallow_headings():
+    """pymupdf4llm on texinfo manuals: a code block closed only after the heading that follows it, and one
+    opened before prose with a heading inside. A fence with a language stays code, bold heading or not."""
+    text = ("# **Manual**\n\n## **3 Evaluation**\n\nIntro text here.\n\n```\n   > y <- 4\n   [1] 4\n\n#### **3.1.3 Function calls**\n\n```\n\n"
+            f"{BODY}\n\n```\n   > mean(1:10)\n\nChapter 3: Evaluation 11\n\n#### **3.1.4 Operators**\n\n\n"
+            f"{BODY}\n\n```\n   x + y\n\n```\n\n#### **3.1.5 Markdown samples**\n\n"
+            "```markdown\n## **Not a heading**\n```\n\nThe end.\n")
+    parsed = parse_report(text)
+    titles = [s.title for s in parsed.sections if s.title]
+    assert titles == ["3 Evaluation", "3.1.3 Function calls", "3.1.4 Operators", "3.1.5 Markdown samples"], titles
+    by_title = {s.title: s for s in parsed.sections}
+    assert by_title["3.1.3 Function calls"].parent_id == by_title["3 Evaluation"].id
+    function_calls = by_title["3.1.3 Function calls"]
+    assert "The committee reviewed" in text[function_calls.char_start:function_calls.char_end]
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
