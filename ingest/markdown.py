@@ -64,9 +64,17 @@ _ATTRIBUTES = re.compile(r"\s*\{[#.][^{}]*\}\s*$")
 
 
 def _all_bold(inline) -> bool:
-    kids = [c for c in inline.children or () if not (c.type == "text" and not c.content.strip())]
-    return len(kids) >= 3 and kids[0].type == "strong_open" and kids[-1].type == "strong_close" and \
-        sum(c.type == "strong_open" for c in kids) == 1
+    """Every word of the line inside bold, in one run or in several ("**1.1.1** **The shell prompt**": a
+    converter that sets each PDF span apart)."""
+    depth, seen = 0, False
+    for child in inline.children or ():
+        if child.type == "strong_open":
+            depth, seen = depth + 1, True
+        elif child.type == "strong_close":
+            depth -= 1
+        elif depth == 0 and not (child.type == "text" and not child.content.strip()):
+            return False
+    return seen
 
 
 # A heading in a converter's style ("### **3.1.3 Function calls**") at the start of a line inside a fenced

@@ -323,6 +323,18 @@ def test_a_converters_fences_out_of_step_with_its_code_do_not_swallow_headings()
     assert "The committee reviewed" in text[function_calls.char_start:function_calls.char_end]
 
 
+def test_a_numbered_title_bold_in_several_runs_is_a_heading():
+    """pymupdf4llm sets each PDF span in bold apart: "**1.1.1** **The shell prompt**" (Debian Reference)."""
+    text = (f"# Reference\n\n## **1 Tutorials**\n\n## **1.1 Console basics**\n\n{BODY}\n\n"
+            f"**1.1.1** **The shell prompt**\n\n{BODY}\n\n**1.1.2** **The root account**\n\n{BODY}\n\n"
+            f"**Note** this line is **not** a title.\n\n{BODY}\n")
+    sections = [s for s in parse_report(text).sections if s.title]
+    by_id = {s.id: s for s in sections}
+    assert [(s.title, by_id[s.parent_id].title if s.parent_id in by_id else None) for s in sections] == [
+        ("1 Tutorials", None), ("1.1 Console basics", "1 Tutorials"),
+        ("1.1.1 The shell prompt", "1.1 Console basics"), ("1.1.2 The root account", "1.1 Console basics")]
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
