@@ -27,7 +27,8 @@ _DECIMAL = re.compile(r"^(?P<num>(?:\d{1,3}|[A-Z])(?:\.\d{1,3})+)\.?(?=\s)\s*(?P
 _SINGLE = re.compile(r"^(?P<num>\d{1,4}|[A-Z])\.(?=\s)\s*(?P<rest>\S.*)$")
 # "II. Related Work": roman section numbers (IEEE style), above lettered subsections "A.".
 _ROMAN_DOTTED = re.compile(r"^(?P<num>[IVXLC]{2,7})\.(?=\s)\s*(?P<rest>\S.*)$")
-_BARE = re.compile(r"^(?P<num>\d{1,3})\s+(?P<rest>[A-Z].*)$")  # "1 Introduction" (explicit headings only)
+# "1 Introduction", "2 .Internal vs .Primitive" (explicit headings only)
+_BARE = re.compile(r"^(?P<num>\d{1,3})\s+(?P<rest>[^\w\s]?[A-Z].*)$")
 # Exhibit / figure style "2.3.59-17": a number of a series, never a parent of decimal sections.
 _SERIES = re.compile(r"^(?P<num>\d{1,3}(?:\.\d{1,3})*-\d{1,4})(?=\s)\s*(?P<rest>\S.*)$")
 

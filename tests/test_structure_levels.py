@@ -179,3 +179,18 @@ def test_a_stray_numbered_margin_line_does_not_hide_the_sections_after_it():
         "3.1.  Handshake", "A.  Author Name", "4.  Security Considerations", "5.  References"))
     parsed = parse_report(text, markdown=False)
     assert [s.id for s in parsed.sections if s.title] == ["1", "2", "3", "3.1", "4", "5"]
+
+
+def test_a_bare_chapter_number_before_a_title_that_opens_with_punctuation():
+    """R Internals' "2 .Internal vs .Primitive": an identifier for a title keeps its chapter number, and its
+    sections stay its children."""
+    from ingest.numbering import parse_numbering
+
+    assert parse_numbering("2 .Internal vs .Primitive", explicit=True).label == "2"
+    assert parse_numbering("2 “Quoted” title", explicit=True).label == "2"
+    assert parse_numbering("3 cups of flour", explicit=True) is None  # a lower-case rest is no title
+    text = ("# R Internals\n\n## 1 Structures\n\nText of chapter one is here.\n\n## 2 .Internal vs .Primitive\n\n"
+            "Text of chapter two is here.\n\n### 2.1 Special primitives\n\nText of the section is here.\n")
+    sections = {s.title: s for s in parse_report(text).sections}
+    assert sections["2 .Internal vs .Primitive"].number == "2"
+    assert sections["2.1 Special primitives"].parent_id == sections["2 .Internal vs .Primitive"].id
