@@ -231,9 +231,16 @@ def printed_number(line: str, title_words: list[str], whole: bool = False):
     if numbering is None or not numbering.rest:
         return None
     rest = match_words(numbering.rest)
-    if title_words[:1] == match_words(numbering.label)[-1:]:
-        title_words = title_words[1:]  # "A Copying Information" over "Appendix A Copying Information"
+    title_words = _after_label(title_words, numbering)
     return numbering if (rest == title_words if whole else _prefix_match(rest, title_words)) else None
+
+
+def _after_label(title_words: list[str], numbering) -> list[str]:
+    """An outline's title without the letter the page prints as its label: "A Copying Information" over
+    "Appendix A Copying Information"."""
+    if numbering is not None and title_words[:1] == match_words(numbering.label)[-1:]:
+        return title_words[1:]
+    return title_words
 
 
 def _prefix_match(line_words: list[str], title_words: list[str]) -> bool:
@@ -245,7 +252,7 @@ def _prefix_match(line_words: list[str], title_words: list[str]) -> bool:
 def _wrapped_title(texts: list[str], first: int, stop: int, title_words: list[str]) -> bool:
     """``first`` starts the title (after a printed number, if any) and the lines below finish it."""
     printed = printed_number(texts[first], title_words)
-    words = match_words(printed.rest if printed else texts[first])
+    words, title_words = match_words(printed.rest if printed else texts[first]), _after_label(title_words, printed)
     if not 0 < len(words) < len(title_words) or title_words[:len(words)] != words:
         return False
     return not _heading_lines(texts, first, stop, title_words[len(words):])[1]
@@ -294,6 +301,7 @@ def anchor_bookmarks(bookmarks: list[Bookmark], texts: list[str], page_lines: li
         else:
             printed = printed_number(texts[found], title_words)
             on_line = match_words(printed.rest if printed else texts[found])
+            title_words = _after_label(title_words, printed)
         remaining = title_words[len(on_line):] if title_words[: len(on_line)] == on_line else title_words
         end = _heading_lines(texts, found, page.stop, remaining)[0]
         anchored.append((found, end, mark))

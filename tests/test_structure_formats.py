@@ -257,6 +257,31 @@ def test_pdf_outline_anchors_run_in_wrapped_and_identifier_titles_where_the_page
     assert body.startswith("The smooth cumulative option makes the data monotonic in x.")  # kept as body
 
 
+def test_pdf_outline_appendix_title_wrapped_under_its_printed_label_takes_the_label(tmp_path):
+    """R Installation and Administration: the bookmark "A Essential and useful other programs under a
+    Unix-alike" over "Appendix A Essential and useful other programs" / "under a Unix-alike"."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    pdf.start_section("A Essential and useful other programs under a Unix-alike", level=0)
+    for line in ["Appendix A Essential and useful other programs", "under a Unix-alike", BODY]:
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
+    pdf.add_page()
+    pdf.start_section("B Configuration on a Unix-alike", level=0)
+    for line in ["Appendix B Configuration on a Unix-alike", "The configure script takes its options here."]:
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
+    path = tmp_path / "appendix.pdf"
+    pdf.output(str(path))
+    doc = read_report(path)
+    parsed = parse_document(doc)
+    sections = [s for s in parsed.sections if s.title]
+    assert [s.number for s in sections] == ["Appendix A", "Appendix B"]
+    body = " ".join(doc.text[a:b] for a, b in sections[0].body_spans)
+    assert "under a Unix-alike" not in body and body.startswith("The committee reviewed")
+
+
 def test_pdf_without_bookmarks_uses_numbered_lines(tmp_path, settings):
     path = tmp_path / "plain.pdf"
     _pdf(path, bookmarks=False)
