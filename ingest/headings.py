@@ -163,6 +163,9 @@ def _is_label(title: str) -> bool:
     return bool(_SENTENCE.search(t)) and (len(t.split()) >= 4 or t.endswith(":"))
 
 
+# Words that open a sentence fragment, never a name ("2.2 of the guide", "4.1 is described below").
+FUNCTION_WORDS = frozenset("a an and are as at be by for from in is it its of on or that the these this those to "
+                           "was were which with".split())
 NUMBERED_SENTENCE_WORDS = 4  # "1. Install the package on every server." is a list item, "3. Definitions." a title
 
 
@@ -173,9 +176,13 @@ def _is_numbered_sentence(numbering) -> bool:
     words = rest.split()
     if not words:
         return False
-    if words[0].isalpha() and words[0].islower() and (
-            _SENTENCE.search(rest) or (len(words) >= 2 and not any(w[:1].isupper() for w in words[1:]))):
-        return True  # a title's first word is capitalised (mixed "pH", "mRNA", "k-means", "von Neumann" stay)
+    # A title's first word is capitalised (mixed "pH", "mRNA", "k-means", "von Neumann" stay), or after a number
+    # of two parts or more it is a name ("1.1.12 sudo configuration"); a sentence's first word after a section
+    # number is a function word ("3.2 of the guide").
+    named = len(numbering.parts) >= 2 and words[0] not in FUNCTION_WORDS
+    if words[0].isalpha() and words[0].islower() and (_SENTENCE.search(rest) or (
+            len(words) >= 2 and not named and not any(w[:1].isupper() for w in words[1:]))):
+        return True
     # A full stop ends a sentence; a question mark ends titles too ("1.3 What is a program?").
     return len(words) >= NUMBERED_SENTENCE_WORDS and bool(re.search(r"\w\.[\"”’)]?$", rest))
 

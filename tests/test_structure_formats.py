@@ -352,12 +352,14 @@ def test_a_numbered_title_bold_in_several_runs_is_a_heading():
     """pymupdf4llm sets each PDF span in bold apart: "**1.1.1** **The shell prompt**" (Debian Reference)."""
     text = (f"# Reference\n\n## **1 Tutorials**\n\n## **1.1 Console basics**\n\n{BODY}\n\n"
             f"**1.1.1** **The shell prompt**\n\n{BODY}\n\n**1.1.2** **The root account**\n\n{BODY}\n\n"
+            f"**1.1.3** **sudo configuration**\n\n{BODY}\n\n**1.1.4** **of the shell**\n\n{BODY}\n\n"
             f"**Note** this line is **not** a title.\n\n{BODY}\n")
     sections = [s for s in parse_report(text).sections if s.title]
     by_id = {s.id: s for s in sections}
     assert [(s.title, by_id[s.parent_id].title if s.parent_id in by_id else None) for s in sections] == [
         ("1 Tutorials", None), ("1.1 Console basics", "1 Tutorials"),
-        ("1.1.1 The shell prompt", "1.1 Console basics"), ("1.1.2 The root account", "1.1 Console basics")]
+        ("1.1.1 The shell prompt", "1.1 Console basics"), ("1.1.2 The root account", "1.1 Console basics"),
+        ("1.1.3 sudo configuration", "1.1 Console basics")]  # a name may be lower case; "of the shell" is no title
 
 
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
