@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 from ingest.artifacts import page_line_ranges
+from ingest.lines import TERMINAL
 from ingest.markdown import MarkdownBlocks, MarkdownHeading, read_blocks
 from ingest.numbering import parse_numbering
-from ingest.pdf import Bookmark, anchor_bookmarks, match_words, printed_number, run_in_body
+from ingest.pdf import DATE_LINE, Bookmark, anchor_bookmarks, match_words, printed_number, run_in_body
 from ingest.text import margin_headings, numbered_title, underlined_headings
 
 # A run of this many unnumbered same-level headings with no prose between them is a set of labels
@@ -21,6 +22,8 @@ PROSE_MIN_WORDS = 8
 # would flatten every unnumbered one (gnuplot: 6 of 440, its tree had been flat). Below it, font sizes
 # decide (libtasn1, 0.28: same recall and parents either way, 11 fewer stray sections by size).
 NUMBERED_SHARE = 0.3
+MARGIN_TITLE_LINES, MARGIN_TITLE_WORDS = 3, 8  # a margin heading's title lines above the font's, at most
+_BARE_NUMBER = re.compile(r"^\d{1,3}(?:\.\d{1,3})+\.?$")  # "2.3.59.1" alone on its line, over its title
 _PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
 _FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
 _SENTENCE = re.compile(r"[.;,:]$")
@@ -135,14 +138,51 @@ def font_size_headings(doc, page_starts: tuple[int, ...], found: tuple) -> None:
     marks = [Bookmark(str(b[0]), int(b[1]), int(b[2])) for b in found]
     numbered = sum(bool(parse_numbering(m.title, explicit=True)) for m in marks) >= NUMBERED_SHARE * len(marks) > 0
     pages = page_line_ranges(doc, page_starts)
-    for first, end, mark in anchor_bookmarks(marks, doc.texts, pages, doc.removed(), search_lines=10**9):
+    anchored = anchor_bookmarks(marks, doc.texts, pages, doc.removed(), search_lines=10**9)
+    for first, lines, mark in _wrapped_font_headings(doc, anchored):
         line = doc.lines[first]
         if line.heading is None:
-            line.heading = " ".join(line.text.split())
+            line.heading = " ".join(" ".join(doc.lines[i].text for i in lines).split())
             line.numbering = parse_numbering(line.heading, explicit=True)
             line.stated_level = 0 if numbered else mark.depth
+            for extra in range(first + 1, lines[-1] + 1):
+                doc.lines[extra].heading_part = True
     if numbered:
         text_headings(doc, pdf=True)
+
+
+def _wrapped_font_headings(doc, anchored: list) -> list[tuple[int, list[int], Bookmark]]:
+    """Font headings as (heading line, its title lines, mark): a title set over several lines in one font
+    is one heading, and a number printed on a line of its own above it (a margin heading's "2.3.59.1",
+    with its revision date below) is its number and its first line."""
+    merged: list[tuple[int, list[int], Bookmark]] = []
+    for first, end, mark in anchored:
+        if merged and merged[-1][2].depth == mark.depth and merged[-1][1][-1] + 1 == first \
+                and not TERMINAL.search(doc.lines[merged[-1][1][-1]].text) \
+                and parse_numbering(doc.lines[first].text.strip(), explicit=True) is None:  # "7.8 ..." starts anew
+            merged[-1][1].append(first)
+            continue
+        merged.append((first, [first], mark))
+    return [_with_number_above(doc, first, lines, mark) for first, lines, mark in merged]
+
+
+def _with_number_above(doc, first: int, lines: list[int], mark):
+    """Walk up over a title's first lines that the fonts missed (set in a font other lines repeat) and a
+    revision date to the bare number that opens the heading; unchanged when there is none."""
+    above, title = first - 1, list(lines)
+    while above >= 0 and first - above <= MARGIN_TITLE_LINES + 1:
+        line = doc.lines[above]
+        text = line.text.strip()
+        if line.heading is not None or line.removed or not text:
+            break
+        if _BARE_NUMBER.match(text):
+            return above, [above] + title, mark
+        if not DATE_LINE.match(text):
+            if TERMINAL.search(text) or len(text.split()) > MARGIN_TITLE_WORDS:
+                break
+            title.insert(0, above)
+        above -= 1
+    return first, lines, mark
 
 
 def _is_prose(text: str) -> bool:

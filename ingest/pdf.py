@@ -19,7 +19,7 @@ TITLE_SEARCH_LINES = 8
 # A bookmarked line that goes on for this many words past its title is a run-in heading over body text,
 # not a longer printed form of the title ("Results and Discussion" under the bookmark "Results").
 RUN_IN_MIN_WORDS = 4
-_DATE_LINE = re.compile(r"^\(\d{1,2}-\d{1,2}-\d{2,4}\)$")  # the revision date under a margin heading
+DATE_LINE = re.compile(r"^\(\d{1,2}-\d{1,2}-\d{2,4}\)$")  # the revision date under a margin heading
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def _heading_lines(texts: list[str], first: int, stop: int, title_words: list[st
     while end < stop and remaining:
         line = texts[end].strip()
         words = match_words(line)
-        if _DATE_LINE.match(line):
+        if DATE_LINE.match(line):
             end += 1
             continue
         if not words or remaining[: len(words)] != words:

@@ -362,6 +362,39 @@ def test_a_numbered_title_bold_in_several_runs_is_a_heading():
         ("1.1.3 sudo configuration", "1.1 Console basics")]  # a name may be lower case; "of the shell" is no title
 
 
+def test_pdf_without_bookmarks_reads_a_margin_heading_over_its_lines_with_its_number(tmp_path):
+    """The IRS manual's margin headings: the number on a line of its own, a revision date, the title in
+    bold over two lines (or one line the fonts miss, then the bold rest). R's manuals: a long bold title
+    wrapped over two lines. Two numbered headings on adjacent lines stay two."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+
+    def line(text, style="", size=11):
+        pdf.set_font("Helvetica", style, size=size)
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=text)
+
+    for number, plain, bold, body in (("2.1", None, ["Program Scope and", "Objectives"], "The scope is set here."),
+                                      ("2.2", "Command Code", ["Overview"], "The command code shows accounts.")):
+        line(number)
+        line("(12-12-2022)")
+        if plain:
+            line(plain)
+        for title in bold:
+            line(title, "B", 13)
+        line(f"{body} {BODY}")
+    line("2.3 Remote desktop", "B", 13)
+    line("2.4 X server connection", "B", 13)
+    line(f"There are several ways to connect. {BODY}")
+    path = tmp_path / "margin.pdf"
+    pdf.output(str(path))
+    sections = [s for s in parse_document(read_report(path, pdf_outline=False)).sections if s.title]
+    assert [(s.number, s.title) for s in sections] == [
+        ("2.1", "2.1 Program Scope and Objectives"), ("2.2", "2.2 Command Code Overview"),
+        ("2.3", "2.3 Remote desktop"), ("2.4", "2.4 X server connection")]
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
