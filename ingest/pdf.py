@@ -19,6 +19,7 @@ TITLE_SEARCH_LINES = 8
 # A bookmarked line that goes on for this many words past its title is a run-in heading over body text,
 # not a longer printed form of the title ("Results and Discussion" under the bookmark "Results").
 RUN_IN_MIN_WORDS = 4
+_APPENDIX_LETTER = re.compile(r"^\s*[A-Z]\s+\S")
 DATE_LINE = re.compile(r"^\(\d{1,2}-\d{1,2}-\d{2,4}\)$")  # the revision date under a margin heading
 
 
@@ -186,7 +187,7 @@ def _find_anchor(texts: list[str], lines: range, skip: set[int], numbering, titl
     # The title alone on a line, or after the number the outline left out ("Library Notes" over "2.4 Library
     # Notes"): the first such line, since a line further down that happens to be the title ("warning." ending
     # a sentence) must not take the heading away from the bookmarks that follow.
-    whole = next((i for i in candidates if match_words(texts[i]) == title_words
+    whole = next((i for i in candidates if _spells(match_words(texts[i]), title_words, texts[i])
                   or printed_number(texts[i], title_words, whole=True)), None)
     if whole is not None:
         return whole
@@ -232,7 +233,16 @@ def printed_number(line: str, title_words: list[str], whole: bool = False):
         return None
     rest = match_words(numbering.rest)
     title_words = _after_label(title_words, numbering)
-    return numbering if (rest == title_words if whole else _prefix_match(rest, title_words)) else None
+    return numbering if (_spells(rest, title_words) if whole else _prefix_match(rest, title_words)) else None
+
+
+def _spells(line_words: list[str], title_words: list[str], line: str = "") -> bool:
+    """The same words, hyphens and spaces aside ("Mailing-List support" for "MailingList support",
+    "anti-spam" for "antispam"), or, on a ``line`` given, after a bare capital appendix letter ("C Testing
+    CxxTest")."""
+    if len(line_words) == len(title_words) + 1 and _APPENDIX_LETTER.match(line):
+        line_words = line_words[1:]
+    return bool(title_words) and "".join(line_words) == "".join(title_words)
 
 
 def _after_label(title_words: list[str], numbering) -> list[str]:

@@ -282,6 +282,32 @@ def test_pdf_outline_appendix_title_wrapped_under_its_printed_label_takes_the_la
     assert "under a Unix-alike" not in body and body.startswith("The committee reviewed")
 
 
+def test_pdf_outline_titles_match_across_hyphens_and_after_a_bare_appendix_letter(tmp_path):
+    """Claws Mail's manual prints "Mailing-List support" for the bookmark "MailingList support"; CxxTest's
+    prints "C Testing CxxTest" for "Testing CxxTest". A lower-case "a" before a title is a sentence's."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    filler = [f"Line {n} of the opening text is ordinary body text." for n in range(10)]
+    marks = [("MailingList support", filler + ["Mailing-List support", "Lists are handled from the menu."]),
+             ("warning", ["It prints", "a warning", "when asked.", "8.2 warning", "The function warns."]),
+             ("Testing CxxTest", ["C Testing CxxTest", "The test suite runs itself."])]
+    for title, lines in marks:
+        pdf.start_section(title, level=0)
+        for text in lines:
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=text)
+    path = tmp_path / "hyphens.pdf"
+    pdf.output(str(path))
+    doc = read_report(path)
+    sections = {s.title: s for s in parse_document(doc).sections if s.title}
+    assert list(sections) == [title for title, _ in marks]
+    for title, printed in (("MailingList support", "Mailing-List support"), ("warning", "8.2 warning"),
+                           ("Testing CxxTest", "C Testing CxxTest")):
+        assert doc.text[sections[title].char_start:].startswith(printed), title
+
+
 def test_pdf_without_bookmarks_uses_numbered_lines(tmp_path, settings):
     path = tmp_path / "plain.pdf"
     _pdf(path, bookmarks=False)
