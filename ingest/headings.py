@@ -243,7 +243,10 @@ def drop_label_headings(doc) -> None:
                 _reject(doc, i)
         run.clear()
 
+    toc_lines = {start for kind, start, _ in doc.artifacts if kind == "toc"}
     for idx, line in enumerate(doc.lines):
+        if line.removed and line.start in toc_lines:
+            close_run()  # headings on both sides of a table of contents are no run of labels
         if line.removed or line.blank:
             continue
         if line.heading is not None and line.numbering is not None and line.md_level \

@@ -38,6 +38,7 @@ _LEADER_RUN = re.compile(r"(?:\.\s?){3,}")
 # "2.1 Basic types _. . . ._ 3").
 _SEGMENT = re.compile(r".*?(?:\.\s?){3,}\.?\s*(?:\d{1,4}|[ivxlcdm]{1,6})(?=\s|$)", re.I)
 _ATX_MARKER = re.compile(r"^\s{0,3}#{1,6}\s+")
+_WHOLE_EMPHASIS = re.compile(r"^(?P<mark>\*\*|__)(?P<inner>\S.*\S)(?P=mark)$")
 _LEADER_EMPHASIS = re.compile(r"[_*]+(?=\s*(?:\.\s?){3,})|(?<=\.)[_*]+")
 
 
@@ -46,7 +47,10 @@ def entry_titles(text: str) -> list[TocEntry]:
     number), several when a converter joined them; [] when the line is anything else."""
     if len(text) > MAX_ENTRY_CHARS * 4:
         return []
-    clean = _LEADER_EMPHASIS.sub("", _ATX_MARKER.sub("", text.strip()))
+    clean = _ATX_MARKER.sub("", text.strip())
+    if m := _WHOLE_EMPHASIS.match(clean):  # "**Introduction ........ 3**": a bold entry
+        clean = m["inner"]
+    clean = _LEADER_EMPHASIS.sub("", clean)
     segments, pos = [], 0
     for m in _SEGMENT.finditer(clean):
         if clean[pos:m.start()].strip():

@@ -421,6 +421,19 @@ def test_pdf_without_bookmarks_reads_a_margin_heading_over_its_lines_with_its_nu
         ("2.3", "2.3 Remote desktop"), ("2.4", "2.4 X server connection")]
 
 
+def test_bold_toc_entries_are_a_toc_and_the_headings_around_it_no_run_of_labels():
+    """pymupdf4llm on Claws Mail's manual: the ToC's entries set in bold between '###' headings."""
+    dots = "." * 60
+    text = ("# **The Mail User Manual**\n\n### **The Mail Team**\n\n### **Table of Contents**\n\n"
+            f"**Introduction {dots}3**\n**Getting started {dots}4**\n**Basic mail handling {dots}5**\n\n"
+            f"### **Introduction**\n\n{BODY}\n\n### **Getting started**\n\n{BODY}\n\n"
+            f"### **Basic mail handling**\n\n{BODY}\n")
+    parsed = parse_report(text)
+    assert "Introduction" in [s.title for s in parsed.sections]
+    kept = "".join(ch for ch, masked in zip(text, parsed.mask) if not masked)
+    assert dots not in kept
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
