@@ -17,6 +17,9 @@ from ingest.text import margin_headings, numbered_title, underlined_headings
 LABEL_RUN = 3
 BOLD_LEVEL = 7  # a bold-line heading sits below the six '#' levels
 PROSE_MIN_WORDS = 8
+BOLD_TITLE_WORDS = 10  # an unnumbered bold line over prose is a title up to this many words
+_IDENTIFIER = re.compile(r"_|\w[A-Z]")  # "TS_", "ErrorPrinter": a name from code, not a title
+_CAPTION = re.compile(r"^(?:FIGURE|Figure|Fig\.|TABLE|Table|Chart|Box|Exhibit)\s+(?:\d|[A-Z]\b)")  # "Figure 3 Sizes"
 # Printed numbers decide a font-heading tree's levels only when this share of its headings carry one (R's
 # manuals ~0.9, the IRS manual 0.57), not when a few numbered lines, "Part I" to "Part VI" or a data row,
 # would flatten every unnumbered one (gnuplot: 6 of 440, its tree had been flat). Below it, font sizes
@@ -46,7 +49,7 @@ def markdown_headings(doc, blocks: MarkdownBlocks | None = None) -> None:
             doc.tables.append((doc.lines[first].start, header_end, doc.lines[min(end, len(doc.lines)) - 1].end))
     # A numbered title set in bold on a line of its own ("**2.3 Method**") is a heading below every '#'.
     bold = [MarkdownHeading(b.line, b.end_line, b.title, BOLD_LEVEL) for b in blocks.bold_lines
-            if numbered_title(b.title) is not None]
+            if numbered_title(b.title) is not None or _bold_title_over_prose(doc, b)]
     previous = None
     for h in sorted(blocks.headings + bold, key=lambda x: x.line):
         if h.line >= len(doc.lines) or doc.lines[h.line].removed:
@@ -64,6 +67,20 @@ def markdown_headings(doc, blocks: MarkdownBlocks | None = None) -> None:
         for extra in range(h.line + 1, min(h.end_line, len(doc.lines))):
             doc.lines[extra].heading_part = True  # a setext underline
         previous = h.line if numbering is not None and not numbering.rest.strip() else None
+
+
+def _bold_title_over_prose(doc, bold) -> bool:
+    """An unnumbered line set in bold that reads as a title (a few words, no sentence end but a question's)
+    and has a paragraph of prose right below it: a converter's sub-section heading ("**Voxel** **grids**")."""
+    title = bold.title.strip()
+    words = title.split()
+    if not 0 < len(words) <= BOLD_TITLE_WORDS or re.search(r"[.:;,!]$", title) or not title[:1].isupper() \
+            or not re.search(r"[^\W\d_]{2}", title) or (len(words) == 1 and _IDENTIFIER.search(title)) \
+            or _CAPTION.match(title):
+        return False  # a defined term ("test fixture"), an identifier ("ErrorPrinter"), a caption: labels
+    below = next((line for line in doc.lines[bold.end_line:] if not line.blank), None)
+    return below is not None and not below.text.lstrip().startswith(("#", "**", "```", "|", "-", "*", ">")) \
+        and (_is_prose(below.text) or len(below.text.split()) >= PROSE_MIN_WORDS)
 
 
 def _only_blank_between(doc, first: int, last: int) -> bool:

@@ -434,6 +434,20 @@ def test_bold_toc_entries_are_a_toc_and_the_headings_around_it_no_run_of_labels(
     assert dots not in kept
 
 
+def test_an_unnumbered_bold_title_over_prose_is_a_sub_section_and_terms_are_not():
+    """pymupdf4llm on gnuplot's and Claws Mail's manuals: sub-sections as bold lines ("**Voxel** **grids**",
+    "**What is Claws Mail?**") over their text. A defined term, an identifier and a lead-in stay body text."""
+    prose = "Gnuplot now supports operations based on grids of voxel data and the commands that fill them"
+    text = (f"# **Manual**\n\n## **New features**\n\n{BODY}\n\n**Voxel** **grids**\n\n{prose}\nin turn.\n\n"
+            f"**What is new in plotting?**\n\n{prose}\nagain.\n\n**test fixture**\n\n{prose}.\n\n"
+            f"**ErrorPrinter**\n\n{prose}.\n\n**Note:**\n\n{prose}.\n\n## **Commands**\n\n{BODY}\n")
+    sections = [s for s in parse_report(text).sections if s.title]
+    by_id = {s.id: s for s in sections}
+    assert [(s.title, by_id[s.parent_id].title if s.parent_id in by_id else None) for s in sections] == [
+        ("New features", None), ("Voxel grids", "New features"), ("What is new in plotting?", "New features"),
+        ("Commands", None)]
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
@@ -673,11 +687,14 @@ def test_roman_sections_with_lettered_subsections():
 
 
 def test_markdown_bold_numbered_lines_and_pandoc_attributes():
+    """A bold lead-in and a bold caption are body text; a bold title over prose is a sub-section (since
+    2026-12-04: converters set sub-sections so, see the test below)."""
     text = ("# Report\n\n## 2 Method {#sec:method}\n\n" + BODY + "\n\n**2.1 Sampling**\n\n" + BODY + "\n\n"
-            "**Note:** bold lead-ins are body text.\n\n**Key findings**\n\n" + BODY + "\n")
+            "**Note:** bold lead-ins are body text.\n\n**Figure 3 Sample sizes by region**\n\n" + BODY + "\n\n"
+            "**Key findings**\n\n" + BODY + "\n")
     parsed = parse_report(text)
     sections = [(s.id, s.title) for s in parsed.sections if s.title]
-    assert sections == [("2", "2 Method"), ("2.1", "2.1 Sampling")]
+    assert sections == [("2", "2 Method"), ("2.1", "2.1 Sampling"), ("2.key-findings", "Key findings")]
 
 
 def test_pdf_without_bookmarks_reads_bare_numbers_of_font_headings(tmp_path):
