@@ -22,7 +22,8 @@ FOUND_RECALL = {"libtasn1-manual-pdf": 1.0, "shared-mime-info-spec-pdf": 1.0, "g
                 "mpl-2.0-text": 0.929, "idle-news-text": 0.917,
                 "libtasn1-pymupdf4llm-md": 1.0, "shared-mime-info-spec-pymupdf4llm-md": 0.958,
                 "draft-morgan-pam-text": 1.0, "rfc5215-text": 1.0, "rfc86-pam-text": 1.0,
-                "r-lang-manual-pdf": 1.0, "r-faq-manual-pdf": 1.0, "r-lang-pymupdf4llm-md": 0.992}
+                "r-lang-manual-pdf": 1.0, "r-faq-manual-pdf": 1.0, "r-lang-pymupdf4llm-md": 0.992,
+                "claws-mail-manual-pymupdf4llm-md": 0.693}
 FOUND_NOT_SECTIONS = {"gpl-3-text": 1}
 
 
