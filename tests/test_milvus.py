@@ -62,8 +62,7 @@ def memo_embedder(passage_embedder, retriever):
 
 @pytest.fixture(scope="module")
 def milvus_settings(settings, tmp_path_factory):
-    return settings.model_copy(update={"index_dir": tmp_path_factory.mktemp("milvus-index"), "backend": "milvus",
-                                       "port": free_port()})
+    return settings.model_copy(update={"index_dir": tmp_path_factory.mktemp("milvus-index"), "backend": "milvus"})
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +295,8 @@ def milvus_client(milvus_settings, milvus_build, embedder):
 
     state = load_state(milvus_settings, embedder)
     assert state.retriever.index.backend.kind == "milvus"
-    live = LiveServer(create_app(state), milvus_settings.port).start()
+    # A port chosen now, not when the settings were: Milvus Lite, started since, takes ephemeral ports too
+    live = LiveServer(create_app(state), free_port()).start()
     with httpx.Client(base_url=live.url, timeout=30) as client:
         yield client
     live.stop()
