@@ -212,14 +212,31 @@ def test_pdf_outline_without_printed_numbers_finds_every_heading_on_a_shared_pag
         assert f"{s.title} work is planned" in doc.text[s.char_start:s.char_end]
 
 
+FILLER = [f"Line {n} of the opening text is ordinary body text." for n in range(10)]
+
+
+def _outlined_pdf(path: Path, parts: list[tuple[str, int, list[str]]], page_each: bool = False) -> None:
+    """A PDF whose bookmarks are ``parts`` (title, level, the lines printed under it), all on one page
+    (or a page each)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    for n, (title, level, lines) in enumerate(parts):
+        if page_each and n:
+            pdf.add_page()
+        pdf.start_section(title, level=level)
+        for line in lines:
+            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
+    pdf.output(str(path))
+
+
 def test_pdf_outline_anchors_run_in_wrapped_and_identifier_titles_where_the_page_prints_them(tmp_path):
     """Found in Debian's R and gnuplot manuals: a run-in heading mid-page ("Cumulative The smooth ..."), a
     long title wrapped over two lines below its printed number, a bookmark's identifier ("Color_resources")
     over the printed words, and a title that also ends a sentence on a line of its own further down
     ("warning."), which must not take the heading away from the bookmarks after it."""
-    from fpdf import FPDF
-
-    filler = [f"Line {n} of the opening text is ordinary body text." for n in range(10)]
     parts = [  # (bookmark, lines printed for it: heading line(s) first)
         ("stop", ["8.1 stop", "A call to stop halts the evaluation of the current expression."]),
         ("warning", ["8.2 warning", "The function warning takes a single argument that is a string."]),
@@ -232,18 +249,9 @@ def test_pdf_outline_anchors_run_in_wrapped_and_identifier_titles_where_the_page
         ("Cumulative", ["Cumulative The smooth cumulative option makes the data monotonic in x.",
                         "Points with the same x are replaced by one point."]),
     ]
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=11)
-    pdf.add_page()
-    pdf.start_section("Exception handling", level=0)
-    for line in ["8 Exception handling"] + filler:
-        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
-    for title, lines in parts:
-        pdf.start_section(title, level=1)
-        for line in lines:
-            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
     path = tmp_path / "manual.pdf"
-    pdf.output(str(path))
+    _outlined_pdf(path, [("Exception handling", 0, ["8 Exception handling"] + FILLER)]
+                  + [(title, 1, lines) for title, lines in parts])
     doc = read_report(path)
     assert len(doc.page_starts) == 1
     sections = {s.title: s for s in parse_document(doc).sections if s.title}
@@ -260,20 +268,13 @@ def test_pdf_outline_anchors_run_in_wrapped_and_identifier_titles_where_the_page
 def test_pdf_outline_appendix_title_wrapped_under_its_printed_label_takes_the_label(tmp_path):
     """R Installation and Administration: the bookmark "A Essential and useful other programs under a
     Unix-alike" over "Appendix A Essential and useful other programs" / "under a Unix-alike"."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=11)
-    pdf.add_page()
-    pdf.start_section("A Essential and useful other programs under a Unix-alike", level=0)
-    for line in ["Appendix A Essential and useful other programs", "under a Unix-alike", BODY]:
-        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
-    pdf.add_page()
-    pdf.start_section("B Configuration on a Unix-alike", level=0)
-    for line in ["Appendix B Configuration on a Unix-alike", "The configure script takes its options here."]:
-        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=line)
     path = tmp_path / "appendix.pdf"
-    pdf.output(str(path))
+    _outlined_pdf(path, [
+        ("A Essential and useful other programs under a Unix-alike", 0,
+         ["Appendix A Essential and useful other programs", "under a Unix-alike", BODY]),
+        ("B Configuration on a Unix-alike", 0,
+         ["Appendix B Configuration on a Unix-alike", "The configure script takes its options here."])],
+        page_each=True)
     doc = read_report(path)
     parsed = parse_document(doc)
     sections = [s for s in parsed.sections if s.title]
@@ -285,21 +286,11 @@ def test_pdf_outline_appendix_title_wrapped_under_its_printed_label_takes_the_la
 def test_pdf_outline_titles_match_across_hyphens_and_after_a_bare_appendix_letter(tmp_path):
     """Claws Mail's manual prints "Mailing-List support" for the bookmark "MailingList support"; CxxTest's
     prints "C Testing CxxTest" for "Testing CxxTest". A lower-case "a" before a title is a sentence's."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=11)
-    pdf.add_page()
-    filler = [f"Line {n} of the opening text is ordinary body text." for n in range(10)]
-    marks = [("MailingList support", filler + ["Mailing-List support", "Lists are handled from the menu."]),
+    marks = [("MailingList support", FILLER + ["Mailing-List support", "Lists are handled from the menu."]),
              ("warning", ["It prints", "a warning", "when asked.", "8.2 warning", "The function warns."]),
              ("Testing CxxTest", ["C Testing CxxTest", "The test suite runs itself."])]
-    for title, lines in marks:
-        pdf.start_section(title, level=0)
-        for text in lines:
-            pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=text)
     path = tmp_path / "hyphens.pdf"
-    pdf.output(str(path))
+    _outlined_pdf(path, [(title, 0, lines) for title, lines in marks])
     doc = read_report(path)
     sections = {s.title: s for s in parse_document(doc).sections if s.title}
     assert list(sections) == [title for title, _ in marks]
