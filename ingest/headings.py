@@ -78,7 +78,7 @@ def _bold_title_over_prose(doc, bold) -> bool:
             or not re.search(r"[^\W\d_]{2}", title) or (len(words) == 1 and _IDENTIFIER.search(title)) \
             or _CAPTION.match(title):
         return False  # a defined term ("test fixture"), an identifier ("ErrorPrinter"), a caption: labels
-    below = next((line for line in doc.lines[bold.end_line:] if not line.blank), None)
+    below = next((doc.lines[i] for i in range(bold.end_line, len(doc.lines)) if not doc.lines[i].blank), None)
     return below is not None and not below.text.lstrip().startswith(("#", "**", "```", "|", "-", "*", ">")) \
         and (_is_prose(below.text) or len(below.text.split()) >= PROSE_MIN_WORDS)
 
