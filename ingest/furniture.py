@@ -68,7 +68,15 @@ def _recurs(line: str, exact_counts: Counter, folded_counts: Counter, need: int)
     reads as a sentence (body lines that differ only in a number are still body)."""
     if exact_counts[exact(line)] >= need:
         return True
-    return folded_counts[fold(line)] >= need and bool(fold(line)) and not reads_as_sentence(line)
+    return folded_counts[fold(line)] >= need and bool(fold(line)) and not reads_as_sentence(line) \
+        and not _number_alone(line)
+
+
+def _number_alone(line: str) -> bool:
+    """A chapter's printed number on its own line ("## **Chapter 2**", "Part II"): it recurs with its number
+    changed at the top of a page as each chapter opens, which is no running header."""
+    numbering = parse_numbering(_MD_MARKERS.sub("", line).strip(), explicit=True)
+    return numbering is not None and numbering.kind == "division" and not numbering.rest.strip()
 
 
 def is_page_number(text: str) -> bool:

@@ -439,6 +439,22 @@ def test_an_unnumbered_bold_title_over_prose_is_a_sub_section_and_terms_are_not(
         ("Commands", None)]
 
 
+def test_chapter_numbers_opening_pages_are_headings_not_running_headers():
+    """pymupdf4llm on a DocBook manual: every chapter opens a page with its page number, "## **Chapter N**"
+    and "# **Title**". A number alone that recurs with a new number is each chapter's, not furniture."""
+    parts = []
+    for n, (title, sub) in enumerate((("About this manual", "Scope"), ("Configuration files", "Archives"),
+                                      ("Methods", "Tarballs"), ("Uploads", "Mirrors")), 1):
+        parts.append(f"{n * 2 - 1}\n\n## **Chapter {n}**\n\n# **{title}**\n\n### **{n}.1 {sub}**\n\n{BODY}\n\n"
+                     f"Chapter {n}. {title} {n * 2}\n\n{BODY}\n\n")
+    parsed = parse_report("".join(parts))
+    sections = [s for s in parsed.sections if s.title]
+    by_id = {s.id: s for s in sections}
+    assert [s.title for s in sections][:2] == ["Chapter 1 About this manual", "1.1 Scope"]
+    assert by_id[sections[1].parent_id].title == "Chapter 1 About this manual"
+    assert sum(s.title.startswith("Chapter ") for s in sections) == 4
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
