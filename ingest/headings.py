@@ -30,6 +30,9 @@ _BARE_NUMBER = re.compile(r"^\d{1,3}(?:\.\d{1,3})+\.?$")  # "2.3.59.1" alone on 
 _PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
 _FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
 _SENTENCE = re.compile(r"[.;,:]$")
+# A shell command that a converter left after a root prompt ("# rm -f /etc/default/filetraq" is an ATX heading
+# to CommonMark): a lower-case command, then an option or a path.
+_COMMAND = re.compile(r"^[a-z][\w.+-]*\s+(?:--?[A-Za-z]|\S*/)")
 _CODE = re.compile(r"\s(?:[+\-*/]?=|==)\s|[\w\]]\(.*\)\s*$")  # "x = f(y)", "router logits += m"
 # "#### `fs.open(path[, flags])`": a heading its author set as code names an API, it is no stray formula
 _CODE_SPAN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(?:[\w.:]+\s+)?`[^`]+`\s*#*\s*$")
@@ -215,7 +218,7 @@ def _is_label(title: str) -> bool:
     t = title.strip()
     if _FOOTNOTE.search(t) or (t.startswith("(") and t.endswith(")")):
         return True
-    if _CODE.search(t):
+    if _CODE.search(t) or _COMMAND.match(t):
         return True
     return bool(_SENTENCE.search(t)) and (len(t.split()) >= 4 or t.endswith(":"))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from ingest import Chunker, ingest_paths, parse_document
 from ingest.chunking import ChunkingConfig
 from ingest.readers import read_report
+from ingest.lines import clean_with_map
 from ingest.structure import parse_report
 
 BODY = ("The committee reviewed the program in detail. It found that funding was adequate in most regions. "
@@ -453,6 +454,21 @@ def test_chapter_numbers_opening_pages_are_headings_not_running_headers():
     assert [s.title for s in sections][:2] == ["Chapter 1 About this manual", "1.1 Scope"]
     assert by_id[sections[1].parent_id].title == "Chapter 1 About this manual"
     assert sum(s.title.startswith("Chapter ") for s in sections) == 4
+
+
+def test_a_root_prompts_command_read_as_a_heading_is_body_text():
+    """Converted manuals keep "# rm -f /etc/default/filetraq" (a root prompt): CommonMark makes it an H1,
+    which put the next numbered sections under a shell command."""
+    text = (f"# Manual\n\n### **2. Installation**\n\n{BODY}\n\n# adduser --system --home /var/lib/tool tool\n\n"
+            f"#### **2.1. User account**\n\n{BODY}\n\n# rm -f /etc/default/tool\n\n#### **2.2. Files**\n\n{BODY}\n")
+    parsed = parse_report(text)
+    sections = [s for s in parsed.sections if s.title]
+    by_id = {s.id: s for s in sections}
+    assert [(s.title, by_id[s.parent_id].title if s.parent_id in by_id else None) for s in sections] == [
+        ("2. Installation", None), ("2.1. User account", "2. Installation"), ("2.2. Files", "2. Installation")]
+    body = " ".join(clean_with_map(text, parsed.mask, a, b)[0] for spans in parsed.paragraphs.values()
+                    for a, b in spans)
+    assert "rm -f /etc/default/tool" in body  # the command stays in the text
 
 
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
