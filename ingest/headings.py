@@ -8,7 +8,7 @@ import re
 from ingest.artifacts import page_line_ranges
 from ingest.lines import TERMINAL
 from ingest.markdown import MarkdownBlocks, MarkdownHeading, read_blocks
-from ingest.numbering import parse_numbering
+from ingest.numbering import Numbering, parse_numbering
 from ingest.pdf import DATE_LINE, Bookmark, anchor_bookmarks, match_words, printed_number, run_in_body
 from ingest.text import margin_headings, numbered_title, underlined_headings
 
@@ -26,6 +26,7 @@ _CAPTION = re.compile(r"^(?:FIGURE|Figure|Fig\.|TABLE|Table|Chart|Box|Exhibit)\s
 # decide (libtasn1, 0.28: same recall and parents either way, 11 fewer stray sections by size).
 NUMBERED_SHARE = 0.3
 MARGIN_TITLE_LINES, MARGIN_TITLE_WORDS = 3, 8  # a margin heading's title lines above the font's, at most
+_LETTER_TITLE = re.compile(r"^(?P<letter>[A-Z])\s+(?P<rest>[A-Z].*)$")
 _BARE_NUMBER = re.compile(r"^\d{1,3}(?:\.\d{1,3})+\.?$")  # "2.3.59.1" alone on its line, over its title
 _PROSE_END = re.compile(r"[.!?:;\"”’)]\s*$")
 _FOOTNOTE = re.compile(r"^\d{1,3}/\s|\s\d{1,3}/$|^\[\d{1,3}\]|^\d{1,3}$")
@@ -70,6 +71,21 @@ def markdown_headings(doc, blocks: MarkdownBlocks | None = None) -> None:
         for extra in range(h.line + 1, min(h.end_line, len(doc.lines))):
             doc.lines[extra].heading_part = True  # a setext underline
         previous = h.line if numbering is not None and not numbering.rest.strip() else None
+    _appendix_letters(doc)
+
+
+def _appendix_letters(doc) -> None:
+    """"B Integrating with Your Build Environment" is appendix B when "B.1 SCons" follows: a bare capital
+    letter numbers a heading only where the document numbers sections under that letter ("A Guide to X"
+    with no "A.1" stays unnumbered)."""
+    headings = [line for line in doc.lines if line.heading is not None and not line.removed]
+    letters = {line.numbering.parts[0] for line in headings if line.numbering is not None
+               and line.numbering.kind == "decimal" and len(line.numbering.parts) >= 2
+               and len(line.numbering.parts[0]) == 1 and line.numbering.parts[0].isalpha()}
+    for line in headings:
+        m = _LETTER_TITLE.match(line.heading)
+        if line.numbering is None and m and m["letter"].lower() in letters:
+            line.numbering = Numbering("decimal", m["letter"], (m["letter"].lower(),), rest=m["rest"])
 
 
 def _bold_title_over_prose(doc, bold) -> bool:

@@ -471,6 +471,17 @@ def test_a_root_prompts_command_read_as_a_heading_is_body_text():
     assert "rm -f /etc/default/tool" in body  # the command stays in the text
 
 
+def test_a_bare_appendix_letter_numbers_a_heading_only_where_sections_are_numbered_under_it():
+    """CxxTest's guide through pymupdf4llm: "## **B Integrating with Your Build Environment**" over "B.1 SCons".
+    "## A Guide to Tools", with no "A.1", is a title that starts with an article."""
+    text = (f"# Guide\n\n## **A Guide to Tools**\n\n{BODY}\n\n## **B Integrating with Your Build**\n\n{BODY}\n\n"
+            f"### **B.1 SCons**\n\n{BODY}\n\n### **B.2 Using Makefiles**\n\n{BODY}\n")
+    sections = [s for s in parse_report(text).sections if s.title]
+    by_id = {s.id: s for s in sections}
+    assert [(s.number, by_id[s.parent_id].title if s.parent_id in by_id else None) for s in sections] == [
+        ("", None), ("B", None), ("B.1", "B Integrating with Your Build"), ("B.2", "B Integrating with Your Build")]
+
+
 def test_merged_chapter_heading_is_split_and_ids_are_stable():
     text = "# Book\n\n## Chapter 1 Compilation 1.1 Compiled and Interpreted Languages\n\n" + BODY + "\n"
     first, again = parse_report(text), parse_report(text)
