@@ -98,8 +98,10 @@ def _bold_title_over_prose(doc, bold) -> bool:
             or _CAPTION.match(title):
         return False  # a defined term ("test fixture"), an identifier ("ErrorPrinter"), a caption: labels
     below = next((doc.lines[i] for i in range(bold.end_line, len(doc.lines)) if not doc.lines[i].blank), None)
-    return below is not None and not below.text.lstrip().startswith(("#", "**", "```", "|", "-", "*", ">")) \
-        and (_is_prose(below.text) or len(below.text.split()) >= PROSE_MIN_WORDS)
+    if below is None or below.text.lstrip().startswith(("#", "**", "```", "|", "-", "*", ">")):
+        return False
+    words_below = [w for w in below.text.split() if re.search(r"[^\W\d_]{2}", w)]  # a dot leader has none
+    return _is_prose(below.text) or len(words_below) >= PROSE_MIN_WORDS
 
 
 def _only_blank_between(doc, first: int, last: int) -> bool:

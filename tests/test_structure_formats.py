@@ -432,7 +432,8 @@ def test_an_unnumbered_bold_title_over_prose_is_a_sub_section_and_terms_are_not(
     prose = "Gnuplot now supports operations based on grids of voxel data and the commands that fill them"
     text = (f"# **Manual**\n\n## **New features**\n\n{BODY}\n\n**Voxel** **grids**\n\n{prose}\nin turn.\n\n"
             f"**What is new in plotting?**\n\n{prose}\nagain.\n\n**test fixture**\n\n{prose}.\n\n"
-            f"**ErrorPrinter**\n\n{prose}.\n\n**Note:**\n\n{prose}.\n\n## **Commands**\n\n{BODY}\n")
+            f"**ErrorPrinter**\n\n{prose}.\n\n**Note:**\n\n{prose}.\n\n**Boxes** **63**\n\n"
+            f"Candlesticks {'. ' * 20}64\n\n## **Commands**\n\n{BODY}\n")  # a ToC entry over a leader line
     sections = [s for s in parse_report(text).sections if s.title]
     by_id = {s.id: s for s in sections}
     assert [(s.title, by_id[s.parent_id].title if s.parent_id in by_id else None) for s in sections] == [
