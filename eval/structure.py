@@ -386,6 +386,12 @@ def _hostile_cases(scale: int = 1) -> list[tuple[str, str, list[str]]]:
                      f"ACME Corporation                    [Page {n}]\n")
         kept.append(f"Page body {n} says something.")
     cases.append(("5,000 pages of repeated headers", "\f\n".join(pages), kept))
+    # Converters write a paragraph as one line: 3,000 of 700 characters, with dot runs that are no leaders
+    long_lines, spoken = [], []
+    for n in range(3000 * scale):
+        spoken.append(f"Paragraph {n} is kept.")
+        long_lines.append(f"{spoken[-1]} " + "Funding. . . . was adequate in most regions " * 15 + "\n")
+    cases.append(("3,000 lines of 700 chars, dots", "\n".join(long_lines), spoken))
     return cases
 
 

@@ -36,7 +36,9 @@ _LEADER_RUN = re.compile(r"(?:\.\s?){3,}")
 # One "title leader page" of a line; a converter may join several on one line, or set the line as a
 # Markdown heading with the leader in italics ("### 1 Introduction . . . 1 2 Objects . . . 2",
 # "2.1 Basic types _. . . ._ 3").
-_SEGMENT = re.compile(r".*?(?:\.\s?){3,}\.?\s*(?:\d{1,4}|[ivxlcdm]{1,6})(?=\s|$)", re.I)
+# A leader is matched from its first dot only and possessively: a long run of dots with no page number after it
+# fails once, not once per dot.
+_LEADER_PAGE = re.compile(r"(?<!\.)(?<!\.\s)(?:\.\s?){3,}+\.?\s*(?:\d{1,4}|[ivxlcdm]{1,6})(?=\s|$)", re.I)
 _ATX_MARKER = re.compile(r"^\s{0,3}#{1,6}\s+")
 _WHOLE_EMPHASIS = re.compile(r"^(?P<mark>\*\*|__)(?P<inner>\S.*\S)(?P=mark)$")
 _LEADER_EMPHASIS = re.compile(r"[_*]+(?=\s*(?:\.\s?){3,})|(?<=\.)[_*]+")
@@ -52,10 +54,8 @@ def entry_titles(text: str) -> list[TocEntry]:
         clean = m["inner"]
     clean = _LEADER_EMPHASIS.sub("", clean)
     segments, pos = [], 0
-    for m in _SEGMENT.finditer(clean):
-        if clean[pos:m.start()].strip():
-            return []
-        segments.append(m.group().strip())
+    for m in _LEADER_PAGE.finditer(clean):  # each entry ends at its page number
+        segments.append(clean[pos:m.end()].strip())
         pos = m.end()
     if not segments or clean[pos:].strip() or (len(segments) == 1 and len(clean) > MAX_ENTRY_CHARS):
         return []
@@ -72,14 +72,11 @@ def entry_titles(text: str) -> list[TocEntry]:
     return entries
 
 
-def is_entry(text: str) -> bool:
-    return bool(entry_titles(text))
-
-
 def find_dot_leader_toc(texts: list[str], skip: set[int]) -> DotLeaderToc:
     """Every run of dot-leader entries (blank lines, furniture and short wrapped lines may sit between)."""
     toc = DotLeaderToc()
-    entry_lines = [i for i, t in enumerate(texts) if i not in skip and entry_titles(t)]
+    entries_at = {i: found for i, t in enumerate(texts) if i not in skip and (found := entry_titles(t))}
+    entry_lines = sorted(entries_at)
     if len(entry_lines) < MIN_ENTRIES:
         return toc
     previous = None
@@ -89,7 +86,7 @@ def find_dot_leader_toc(texts: list[str], skip: set[int]) -> DotLeaderToc:
             if len(between) <= MAX_GAP_LINES:
                 toc.lines.update(between)
         toc.lines.add(i)
-        toc.entries.extend(entry_titles(texts[i]))
+        toc.entries.extend(entries_at[i])
         previous = i
     # The ToC's own heading just above the first entry ("Table of Contents").
     j = entry_lines[0] - 1
