@@ -123,6 +123,7 @@ def beir_retriever(settings, embedder, fields: str = "multifield", vector_store:
     from eval.qasper import CachingEmbedder
     from index.backends.faiss import DenseIndex, FaissBackend, FieldedLexicalIndex, LexicalIndex
     from index.embed.sentences import embed_chunks
+    from index import question_map_for
     from index.retriever import FusionWeights
     from index.store import LoadedIndex
     from ingest import Document
@@ -148,7 +149,7 @@ def beir_retriever(settings, embedder, fields: str = "multifield", vector_store:
             sentence_offsets=offsets, acronyms={},
         )
         return Retriever(loaded, embedder, FusionWeights.from_settings(settings),
-                         candidates=max(settings.candidates, DEPTH))
+                         candidates=max(settings.candidates, DEPTH), question_map=question_map_for(settings))
 
     return build
 

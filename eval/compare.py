@@ -126,8 +126,9 @@ class RunScores:
     name: str
     metrics: dict[str, float]
     ranks: dict[str, int | None]
-    reciprocal: dict[str, float]
+    reciprocal: dict[str, float]  # the paired measure per question: RR@10, or nDCG@10 for BEIR
     questions: dict[str, str] = field(default_factory=dict)  # id -> question text
+    paired: str = "RR@10"  # the name of that measure
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def format_comparison(c: Comparison, limit: int = 30) -> str:
     s, bs = c.sign, c.bootstrap
     lines += [
         "",
-        f"paired, per-question RR@10 ({len(c.a.reciprocal)} questions): mean B − A {bs.mean_difference:+.4f}, "
+        f"paired, per-question {c.a.paired} ({len(c.a.reciprocal)} questions): mean B − A {bs.mean_difference:+.4f}, "
         f"bootstrap 95% [{bs.ci_low:+.4f}, {bs.ci_high:+.4f}], p = {bs.p_value:.3f} ({bs.samples} resamples); "
         f"sign test: B better on {s.wins}, worse on {s.losses}, tied {s.ties}, p = {s.p_value:.3f}",
         "",
@@ -274,6 +275,35 @@ def run_qasper_compare(path: Path, configs: dict[str, object], passage_embedder,
     questions = {q.id: q.question for p in _papers_questions(path, papers) for q in p if q.scorable}
     a, b, peer = (scores_from_system(s, questions) for s in report.systems)
     return report, compare_runs(a, b, peer)
+
+
+def run_beir_compare(folder: Path, configs: dict[str, object], question_embedder, split: str = "test",
+                     vector_store: Path | None = None, progress: Progress | None = None) -> Comparison:
+    """Both configurations (hybrid, their defaults) and the peer on a BEIR dataset's ``split``, paired on each
+    query's nDCG@10; each configuration gets its own retriever (passage vectors shared through the store)."""
+    from eval.beir import DEPTH, beir_retriever, load_beir, run_peer, score_beir
+    from eval.metrics import ndcg_at
+
+    if len(configs) != 2:
+        raise BadOverrides("--compare takes two configurations with different names")
+    data = load_beir(Path(folder), split)
+    questions = {q: data.queries[q] for q in data.qrels}
+    runs = []
+    for name, config in configs.items():
+        retriever = beir_retriever(config, question_embedder.sibling(config.encoder_backend),
+                                   vector_store=vector_store)(data.corpus, progress)
+        ranked = {}
+        for n, qid in enumerate(data.qrels, 1):
+            hits = retriever.search(Query(data.queries[qid], k=DEPTH, mode=config.default_mode)).hits
+            ranked[qid] = dedupe([h.chunk.section_id for h in hits])
+            if progress:
+                progress(f"beir {name}", n, len(data.qrels))
+        metrics = score_beir(ranked, data.qrels)
+        ranks = {q: first_relevant_rank(ranked[q][:10], data.qrels[q]) for q in data.qrels}
+        ndcg = {q: ndcg_at(ranked[q], data.qrels[q], 10) for q in data.qrels}
+        runs.append(RunScores(name, metrics, ranks, ndcg, questions, "nDCG@10"))
+    peer = run_peer(data, question_embedder, vector_store, progress)
+    return compare_runs(runs[0], runs[1], RunScores("peer", peer, {}, {}, questions, "nDCG@10"))
 
 
 def _papers_questions(path: Path, papers: int | None):

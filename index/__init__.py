@@ -20,13 +20,14 @@ from index.embed import Embedder, ModelUnavailable, configure_runtime, model_fin
 from index.retriever import (
     MODES, AnswerabilityModel, FusionWeights, Hit, Query, Retriever, SearchResult, UnknownSection,
 )
+from index.question_map import QuestionMap, QuestionMapError, load_question_map
 from index.store import BuildSettings, IndexUnavailable, LoadedIndex, load_index, read_manifest, stale_reasons, write_index
 from ingest import IngestResult
 
 __all__ = [
     "MODES", "AnswerabilityModel", "BuildSettings", "Embedder", "FusionWeights", "Hit", "IndexUnavailable",
     "LoadedIndex", "ModelUnavailable", "Query", "Retriever", "SearchResult", "UnknownSection", "build_index",
-    "configure_runtime", "load_answerability", "load_current_index", "load_embedder", "open_retriever",
+    "configure_runtime", "load_answerability", "load_current_index", "load_embedder", "open_retriever", "question_map_for", "QuestionMap", "QuestionMapError",
     "read_manifest", "stale_reasons", "DocumentRecord", "LibraryError", "UnknownDocument",
 ]
 
@@ -63,7 +64,14 @@ def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = No
     """A retriever over ``loaded`` (default: the current build)."""
     loaded = loaded or load_current_index(settings)
     return Retriever(loaded, embedder, FusionWeights.from_settings(settings), settings.candidates, load_answerability(),
-                     settings.sentence_float32_max_mb)
+                     settings.sentence_float32_max_mb, question_map_for(settings))
+
+
+def question_map_for(settings) -> QuestionMap | None:
+    """The settings' question map (QuestionMapError when it cannot be used with their model), or None."""
+    if not settings.question_map:
+        return None
+    return load_question_map(Path(settings.question_map), model_fingerprint(settings.resolved_model_path))
 
 
 def load_answerability() -> AnswerabilityModel:

@@ -20,6 +20,7 @@ from index.backends import ChunkFilter
 from index.catalog import UnknownDocument, current_ids, editions_by_key, resolve
 from index.embed import Embedder
 from index.fusion import CONVEX, FusionWeights, convex_combination, fused_order, ranks_of, weighted_rrf
+from index.question_map import QuestionMap
 from index.store import LoadedIndex
 from ingest import Chunk
 from settings import RetrievalMode, Settings
@@ -87,8 +88,9 @@ SENTENCE_FLOAT32_MAX_MB = Settings.model_fields["sentence_float32_max_mb"].defau
 class Retriever:
     def __init__(self, index: LoadedIndex, embedder: Embedder | None, weights: FusionWeights,
                  candidates: int = 50, answerability: AnswerabilityModel = DEFAULT_ANSWERABILITY,
-                 sentence_float32_max_mb: float = SENTENCE_FLOAT32_MAX_MB):
+                 sentence_float32_max_mb: float = SENTENCE_FLOAT32_MAX_MB, question_map: QuestionMap | None = None):
         self.index = index
+        self.question_map = question_map
         self.embedder = embedder
         self.weights = weights
         self.candidates = candidates
@@ -177,10 +179,16 @@ class Retriever:
     def encode(self, text: str) -> np.ndarray:
         """The question's vector; the service swaps in a micro-batching encoder (index.batching)."""
         if self.encode_fn is not None:
-            return self.encode_fn(text)
-        if self.embedder is None:
+            vector = self.encode_fn(text)
+        elif self.embedder is None:
             raise RuntimeError("dense retrieval needs an embedder")
-        return self.embedder.encode_query(text)
+        else:
+            vector = self.embedder.encode_query(text)
+        return self.question_map.apply(vector) if self.question_map is not None else vector
+
+    def expand(self, query: Query) -> str:
+        """The question as searched: acronyms the document asked about (or the library) defines, expanded."""
+        return self._acronyms_for(self.chunk_filter(query))[1].expand(query.question)
 
     def search(self, query: Query, query_vector: np.ndarray | None = None) -> SearchResult:
         if query.mode not in MODES:

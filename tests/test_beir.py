@@ -161,3 +161,36 @@ def test_the_peer_runs_beside_the_product_on_the_same_queries(dataset, settings,
     assert run_peer(lone, embedder)["mrr@10"] == 1.0
     assert PEER_ROW not in evaluate_beir(dataset, settings, embedder, [RetrievalMode.DENSE], "train",
                                          vector_store=tmp_path / "v", peer=False).results
+
+
+def test_compare_on_beir_pairs_two_configurations_on_each_query(dataset, settings, embedder, tmp_path):
+    """`--compare` with `--beir`: both configurations and the peer on the same queries, paired on nDCG@10. B's
+    question map sends every query to document d5's direction, so its queries about other documents lose."""
+    from eval.compare import run_beir_compare
+    from index import QuestionMap, model_fingerprint
+
+    store = tmp_path / "v"
+    retriever = beir_retriever(settings, embedder, vector_store=store)(load_beir(dataset, "train").corpus, None)
+    target = retriever.encode(CORPUS[4]["text"])
+    d = len(target)
+    path = tmp_path / "to-d5.npz"
+    QuestionMap(np.outer(target, np.ones(d, dtype=np.float32)).astype(np.float32),
+                model_fingerprint(settings.resolved_model_path)).save(path)
+    configs = {"A": settings, "B": settings.model_copy(update={"question_map": str(path)})}
+    c = run_beir_compare(dataset, configs, embedder, "train", store)
+    assert c.a.paired == "nDCG@10" and set(c.a.reciprocal) == set(c.b.reciprocal) == {"q1", "q2", "q3", "q4"}
+    assert c.a.metrics["ndcg@10"] > c.b.metrics["ndcg@10"]
+    assert c.sign.losses >= 1 and c.peer is not None and c.peer.metrics["n"] == 4
+    out = _cli("eval", "--beir", str(dataset), "--split", "train", "--quiet", "--vector-store", str(store),
+               "--compare", *_override_files(tmp_path, {}, {"question_map": str(path)}))
+    assert out.returncode == 0, out.stderr
+    assert "per-question nDCG@10 (4 questions)" in out.stdout
+
+
+def _override_files(folder, a: dict, b: dict) -> list[str]:
+    paths = []
+    for name, overrides in (("a", a), ("b", b)):
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(overrides))
+        paths.append(str(path))
+    return paths

@@ -65,7 +65,7 @@ def run(args) -> int:
         raise CliError("--papers and --library go with --qasper FILE", EXIT_USAGE)
     if args.vector_store and not (args.qasper or args.beir):
         raise CliError("--vector-store goes with --qasper FILE or --beir DIR", EXIT_USAGE)
-    if args.qasper or args.compare:
+    if args.qasper or args.compare:  # --compare with --beir too
         from service.cli.evaluate_qasper import run_qasper_or_compare
 
         return run_qasper_or_compare(args, settings_from(args))

@@ -9,8 +9,9 @@ from service.cli.common import EXIT_INPUT, CliError, Progress
 
 
 def run_qasper_or_compare(args, settings) -> int:
-    from eval.compare import (BadOverrides, apply_overrides, format_comparison, load_overrides, run_qasper_compare,
-                              run_report_compare)
+    from eval.beir import default_vector_store
+    from eval.compare import (BadOverrides, apply_overrides, format_comparison, load_overrides, run_beir_compare,
+                              run_qasper_compare, run_report_compare)
     from eval.qasper import QasperInputError, format_report, run_qasper
     from eval.splits import DEFAULT_SPLIT, SplitError
     from index import load_embedder
@@ -28,6 +29,12 @@ def run_qasper_or_compare(args, settings) -> int:
                                                     args.library, progress, store)
             print(format_report(report) + "\n\nA/B (filtered to the paper):\n" + format_comparison(comparison))
             out = {"qasper": report.to_json(), "compare": asdict(comparison)}
+        elif args.beir and configs:
+            folder = Path(args.beir)
+            comparison = run_beir_compare(folder, configs, questions, args.split or "test",
+                                          store or default_vector_store(settings, folder), progress)
+            print(f"BEIR {folder.name}, {args.split or 'test'} split, hybrid\n" + format_comparison(comparison))
+            out = asdict(comparison)
         elif args.qasper:
             report = run_qasper(Path(args.qasper), settings, passages, questions, args.papers, args.library,
                                 progress=progress, vector_store=store)

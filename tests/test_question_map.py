@@ -1,0 +1,92 @@
+"""The question map (index/question_map.py): read without pickle, refused for another model, applied to
+every question the retriever encodes, and fitted by eval/adapter_fit.py towards the gold passages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eval.adapter_fit import Examples, fit_map
+from index import Query, QuestionMap, QuestionMapError, Retriever, model_fingerprint
+from index.question_map import load_question_map
+
+
+def test_a_map_round_trips_and_is_refused_for_another_model(tmp_path):
+    matrix = np.eye(4, dtype=np.float32) * 2
+    path = tmp_path / "map.npz"
+    QuestionMap(matrix, "abc").save(path)
+    assert np.array_equal(load_question_map(path, "abc").matrix, matrix)
+    with pytest.raises(QuestionMapError, match="fitted for model abc"):
+        load_question_map(path, "other")
+
+
+def test_unreadable_or_non_square_maps_are_refused_with_a_reason(tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a numpy file")
+    with pytest.raises(QuestionMapError, match="cannot read"):
+        load_question_map(garbage, "abc")
+    with pytest.raises(QuestionMapError, match="cannot read"):
+        load_question_map(tmp_path / "missing.npz", "abc")
+    np.savez(tmp_path / "wide.npz", matrix=np.ones((2, 3), dtype=np.float32), fingerprint=np.array("abc"))
+    with pytest.raises(QuestionMapError, match="not a square"):
+        load_question_map(tmp_path / "wide.npz", "abc")
+    # an object array would need pickle to load: refused, never unpickled
+    np.savez(tmp_path / "pickled.npz", matrix=np.array([{"a": 1}], dtype=object), fingerprint=np.array("abc"))
+    with pytest.raises(QuestionMapError, match="cannot read"):
+        load_question_map(tmp_path / "pickled.npz", "abc")
+
+
+def test_apply_returns_a_unit_vector_of_the_mapped_question():
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(8, 8)).astype(np.float32)
+    v = rng.normal(size=8).astype(np.float32)
+    out = QuestionMap(matrix, "x").apply(v)
+    assert np.isclose(np.linalg.norm(out), 1.0, atol=1e-5)
+    assert np.allclose(out, matrix @ v / np.linalg.norm(matrix @ v), atol=1e-5)
+
+
+def test_the_retriever_searches_with_the_mapped_vector(retriever, settings):
+    """An identity map changes nothing; a map that swaps the question for another's vector finds that
+    question's passages (the map is applied to every encoded question, dense and sentence lists alike)."""
+    fingerprint = model_fingerprint(settings.resolved_model_path)
+    question = "How is critical information infrastructure protected?"
+    plain = retriever.search(Query(question, k=5))
+    d = retriever.index.sentence_vectors.shape[1]
+    same = Retriever(retriever.index, retriever.embedder, retriever.weights, retriever.candidates,
+                     retriever.answerability, question_map=QuestionMap(np.eye(d, dtype=np.float32), fingerprint))
+    assert [h.chunk.id for h in same.search(Query(question, k=5)).hits] == [h.chunk.id for h in plain.hits]
+
+    target = retriever.encode(retriever.expand(Query("Which localities set up offshore data hubs?")))
+    source = retriever.encode(retriever.expand(Query(question)))
+    rank_one = np.outer(target, source).astype(np.float32)  # W q = target · (source · q): q -> target
+    mapped = Retriever(retriever.index, retriever.embedder, retriever.weights, retriever.candidates,
+                       retriever.answerability, question_map=QuestionMap(rank_one, fingerprint))
+    assert np.allclose(mapped.encode(retriever.expand(Query(question))), target, atol=1e-4)
+    dense_mapped = mapped.search(Query(question, k=3, mode="dense")).hits
+    dense_target = retriever.search(Query("Which localities set up offshore data hubs?", k=3, mode="dense")).hits
+    assert [h.chunk.id for h in dense_mapped] == [h.chunk.id for h in dense_target]
+    assert dense_mapped[0].chunk.id != retriever.search(Query(question, k=1, mode="dense")).hits[0].chunk.id
+
+
+def test_fit_moves_questions_towards_their_gold_passages():
+    """On synthetic data where each question's gold passage is a fixed rotation of it, the fitted map ranks
+    the gold passages higher than the identity does, and a large penalty keeps it near the identity."""
+    rng = np.random.default_rng(1)
+    d, n = 16, 200
+    rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    questions = rng.normal(size=(n, d)).astype(np.float32)
+    questions /= np.linalg.norm(questions, axis=1, keepdims=True)
+    gold = (questions @ rotation.T).astype(np.float32)
+    passages = np.concatenate([gold, rng.normal(size=(n, d)).astype(np.float32)])
+    passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    everything = np.arange(len(passages))
+    examples = Examples("synthetic", questions, passages.astype(np.float32), [everything] * n,
+                        [np.array([i]) for i in range(n)])
+
+    def gold_first(matrix):
+        mapped = questions @ matrix.T
+        return float(np.mean(np.argmax(mapped @ passages.T, axis=1) == np.arange(n)))
+
+    fitted = fit_map([examples], l2=1e-4, steps=300, lr=1e-2)
+    assert gold_first(fitted) > gold_first(np.eye(d)) + 0.5
+    held = fit_map([examples], l2=100.0, steps=300, lr=1e-2)
+    assert np.abs(held - np.eye(d)).max() < np.abs(fitted - np.eye(d)).max() / 10
