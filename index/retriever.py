@@ -177,20 +177,28 @@ class Retriever:
 
     # --------------------------------------------------------------- search
     def encode(self, text: str) -> np.ndarray:
-        """The question's vector; the service swaps in a micro-batching encoder (index.batching)."""
+        """The vector a question is searched with: the model's, through the question map when one is set."""
+        return self.mapped(self.model_vector(text))
+
+    def model_vector(self, text: str) -> np.ndarray:
+        """The model's own vector of ``text``; the service swaps in a micro-batching encoder (index.batching)."""
         if self.encode_fn is not None:
-            vector = self.encode_fn(text)
-        elif self.embedder is None:
+            return self.encode_fn(text)
+        if self.embedder is None:
             raise RuntimeError("dense retrieval needs an embedder")
-        else:
-            vector = self.embedder.encode_query(text)
+        return self.embedder.encode_query(text)
+
+    def mapped(self, vector: np.ndarray) -> np.ndarray:
         return self.question_map.apply(vector) if self.question_map is not None else vector
 
     def expand(self, query: Query) -> str:
         """The question as searched: acronyms the document asked about (or the library) defines, expanded."""
         return self._acronyms_for(self.chunk_filter(query))[1].expand(query.question)
 
-    def search(self, query: Query, query_vector: np.ndarray | None = None) -> SearchResult:
+    def search(self, query: Query, query_vector: np.ndarray | None = None,
+               judge_vector: np.ndarray | None = None) -> SearchResult:
+        """``query_vector``: the vector to search with (default: the question's, mapped); ``judge_vector``: the
+        one the no-answer signal reads (default: the model's own vector when it encodes, else ``query_vector``)."""
         if query.mode not in MODES:
             raise ValueError(f"unknown mode {query.mode!r}; use one of {', '.join(MODES)}")
         where = self.chunk_filter(query)
@@ -199,7 +207,10 @@ class Retriever:
         depth = max(self.candidates, query.k * (4 if query.group_by_section else 1))
         if query_vector is None:
             # Encoded in every mode: the no-answer signal needs both retrievers' views.
-            query_vector = self.encode(expanded)
+            own = self.model_vector(expanded)
+            query_vector = self.mapped(own)
+            judge_vector = own if judge_vector is None else judge_vector
+        judge_vector = query_vector if judge_vector is None else judge_vector
         # The engine knows RRF over two lists only.
         engine_fusion = (query.mode == RetrievalMode.HYBRID and not self.weights.sentence
                          and self.weights.method != CONVEX)
@@ -238,16 +249,22 @@ class Retriever:
         # Whether the *document* answers does not depend on a section filter or the mode: judge it on the hybrid
         # view of the library's current editions, or of the one document (edition) asked about (a library's
         # other documents do not answer a question about this one).
+        # ... and with the question vectors it was fitted with: the model's own, not a question map's (the map
+        # moves every cosine the model reads), so a map changes the ranking, not the verdict.
+        same_vector = judge_vector is query_vector
         if query.section is not None:
             judged = self.chunk_filter(Query(query.question, document=query.document, edition=query.edition))
-            unfiltered = self.index.backend.rank(expanded, query_vector, judged, depth)
+            unfiltered = self.index.backend.rank(expanded, judge_vector, judged, depth)
             dense_rank, bm25_rank = unfiltered.dense, unfiltered.bm25
-            best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), query_vector)
+            best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), judge_vector)
+        elif not same_vector:
+            dense_rank = self.index.backend.search_dense(judge_vector, where, depth)
+            best = self._best_sentences(dense_rank.keys() | bm25_rank.keys(), judge_vector)
         # ... and with the fusion the no-answer model was fitted with: its features (the evidence chunks, the
         # fused shape) are read off that fusion's order, so re-weighting the ranking does not move them.
         judge = self.judge_weights
-        hybrid = fused if query.mode == RetrievalMode.HYBRID and query.section is None and judge == self.weights \
-            else self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best, judge)
+        reuse = query.mode == RetrievalMode.HYBRID and query.section is None and judge == self.weights and same_vector
+        hybrid = fused if reuse else self._fuse(RetrievalMode.HYBRID, dense_rank, bm25_rank, best, judge)
         features, check = self._features(query.question, expanded, dense_rank, bm25_rank, hybrid, best, judge,
                                         acronyms)
         confidence = self.answerability.probability(features)

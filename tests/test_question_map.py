@@ -90,3 +90,23 @@ def test_fit_moves_questions_towards_their_gold_passages():
     assert gold_first(fitted) > gold_first(np.eye(d)) + 0.5
     held = fit_map([examples], l2=100.0, steps=300, lr=1e-2)
     assert np.abs(held - np.eye(d)).max() < np.abs(fitted - np.eye(d)).max() / 10
+
+
+@pytest.mark.parametrize("section", [None, "p2"])
+def test_the_no_answer_verdict_reads_the_models_own_vector_not_the_maps(retriever, settings, section):
+    """The no-answer model was fitted on the model's cosines: a map changes the ranking, never the verdict,
+    its confidence or its features (with or without a section filter)."""
+    fingerprint = model_fingerprint(settings.resolved_model_path)
+    target = retriever.encode(retriever.expand(Query("Which localities set up offshore data hubs?")))
+    d = len(target)
+    mapped = Retriever(retriever.index, retriever.embedder, retriever.weights, retriever.candidates,
+                       retriever.answerability,
+                       question_map=QuestionMap(np.outer(target, np.ones(d)).astype(np.float32), fingerprint))
+    for question in ("How is critical information infrastructure protected?",
+                     "What is the population of Brazil in 1850?"):
+        query = Query(question, k=5, section=section)
+        plain, moved = retriever.search(query), mapped.search(query)
+        assert moved.features == plain.features
+        assert (moved.answerable, moved.confidence, moved.reasons) == (plain.answerable, plain.confidence, plain.reasons)
+    query = Query("How is critical information infrastructure protected?", k=5, mode="dense")
+    assert [h.chunk.id for h in mapped.search(query).hits] != [h.chunk.id for h in retriever.search(query).hits]
