@@ -177,8 +177,9 @@ class Settings(BaseSettings):
     weight_bm25: float = Field(1.0, ge=0.0, description="RRF weight of the BM25 list (exact terms).")
     weight_sentence: float = Field(0.5, ge=0.0, description="RRF weight of the candidates ranked by their best "
                                                             "sentence's cosine (0 = off).")
-    question_map: str = Field("", description="A linear map on question vectors (.npz from `python -m "
-                              "eval.adapter_fit`); empty = the model's own vectors.")
+    question_map: str = Field("", description="A linear map on question vectors: a .npz from `python -m "
+                              "eval.adapter_fit`, `bundled` (index/question_map.npz, when fitted for the model "
+                              "in use), or empty (the model's own vectors).")
     bm25_k1: float = Field(0.9, gt=0.0)
     bm25_b: float = Field(0.4, ge=0.0, le=1.0)
     exact_search_max: int = Field(50_000, ge=0, description="Above this many chunks, FAISS uses HNSW (8-bit).")

@@ -67,11 +67,22 @@ def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = No
                      settings.sentence_float32_max_mb, question_map_for(settings))
 
 
+BUNDLED_QUESTION_MAP = Path(__file__).with_name("question_map.npz")
+
+
 def question_map_for(settings) -> QuestionMap | None:
-    """The settings' question map (QuestionMapError when it cannot be used with their model), or None."""
+    """The settings' question map, or None. ``bundled``: the map shipped beside this module when it was fitted
+    for the model in use (another ``model_path`` searches with its own vectors); a path: that file, refused with
+    QuestionMapError when it cannot be used with the model."""
     if not settings.question_map:
         return None
-    return load_question_map(Path(settings.question_map), model_fingerprint(settings.resolved_model_path))
+    fingerprint = model_fingerprint(settings.resolved_model_path)
+    if settings.question_map == "bundled":
+        if not BUNDLED_QUESTION_MAP.is_file():
+            return None
+        shipped = load_question_map(BUNDLED_QUESTION_MAP, None)
+        return shipped if shipped.fingerprint == fingerprint else None
+    return load_question_map(Path(settings.question_map), fingerprint)
 
 
 def load_answerability() -> AnswerabilityModel:

@@ -40,8 +40,9 @@ class QuestionMap:
         tmp.replace(path)
 
 
-def load_question_map(path: Path, fingerprint: str) -> QuestionMap:
-    """The map in ``path``; QuestionMapError when it is unreadable, not square, or fitted for another model."""
+def load_question_map(path: Path, fingerprint: str | None) -> QuestionMap:
+    """The map in ``path``; QuestionMapError when it is unreadable, not square, or fitted for another model
+    than ``fingerprint`` (None: any model; the caller checks)."""
     try:
         with np.load(Path(path), allow_pickle=False) as data:
             matrix, stored = np.asarray(data["matrix"], dtype=np.float32), str(data["fingerprint"])
@@ -49,6 +50,6 @@ def load_question_map(path: Path, fingerprint: str) -> QuestionMap:
         raise QuestionMapError(f"cannot read question map {path}: {exc}") from exc
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise QuestionMapError(f"question map {path} is not a square matrix (shape {matrix.shape})")
-    if stored != fingerprint:
+    if fingerprint is not None and stored != fingerprint:
         raise QuestionMapError(f"question map {path} was fitted for model {stored[:12]}, not {fingerprint[:12]}")
     return QuestionMap(matrix, stored)

@@ -110,3 +110,33 @@ def test_the_no_answer_verdict_reads_the_models_own_vector_not_the_maps(retrieve
         assert (moved.answerable, moved.confidence, moved.reasons) == (plain.answerable, plain.confidence, plain.reasons)
     query = Query("How is critical information infrastructure protected?", k=5, mode="dense")
     assert [h.chunk.id for h in mapped.search(query).hits] != [h.chunk.id for h in retriever.search(query).hits]
+
+
+def test_bundled_means_the_shipped_map_only_for_the_model_it_was_fitted_for(settings, tmp_path, monkeypatch):
+    import index
+
+    fingerprint = model_fingerprint(settings.resolved_model_path)
+    shipped = tmp_path / "question_map.npz"
+    monkeypatch.setattr(index, "BUNDLED_QUESTION_MAP", shipped)
+    bundled = settings.model_copy(update={"question_map": "bundled"})
+    assert index.question_map_for(bundled) is None  # nothing shipped
+    QuestionMap(np.eye(3, dtype=np.float32) * 2, fingerprint).save(shipped)
+    assert np.array_equal(index.question_map_for(bundled).matrix, np.eye(3) * 2)
+    QuestionMap(np.eye(3, dtype=np.float32), "another-model").save(shipped)
+    assert index.question_map_for(bundled) is None  # another model searches with its own vectors
+    assert index.question_map_for(settings.model_copy(update={"question_map": ""})) is None
+    with pytest.raises(QuestionMapError, match="fitted for model"):  # a named file is strict
+        index.question_map_for(settings.model_copy(update={"question_map": str(shipped)}))
+
+
+def test_the_cli_refuses_an_unusable_map_with_a_reason(built_index, settings, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.npz"
+    bad.write_text("no map here")
+    env = dict(os.environ, REPORTQA_INDEX_DIR=str(settings.index_dir), REPORTQA_QUESTION_MAP=str(bad))
+    out = subprocess.run([sys.executable, "-m", "service.cli", "ask", "How is data protected?"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "cannot read question map" in out.stderr and "Traceback" not in out.stderr
