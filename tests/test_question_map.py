@@ -140,3 +140,21 @@ def test_the_cli_refuses_an_unusable_map_with_a_reason(built_index, settings, tm
     out = subprocess.run([sys.executable, "-m", "service.cli", "ask", "How is data protected?"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "cannot read question map" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_report_examples_hold_each_questions_section_chunks_and_folds_are_fixed(retriever):
+    from eval.adapter_fit import beir_half, report_examples, report_fold
+    from eval.harness import checked_questions
+    from eval.splits import select
+
+    fit_half = select(checked_questions(retriever.index), "fit")
+    examples = report_examples(retriever, fit_half)
+    answerable = [q for q in fit_half if q.answerable]
+    assert len(examples.questions) == len(answerable) and examples.passages.shape[0] == len(retriever.index.chunks)
+    for q, gold in zip(answerable, examples.positives):
+        assert {retriever.index.chunks[i].section_id for i in gold} <= set(q.sections)
+        assert all(retriever.index.chunks[i].section_id not in q.sections
+                   for i in set(range(len(retriever.index.chunks))) - set(gold.tolist()))
+    folds = [report_fold(q.id) for q in fit_half]
+    assert set(folds) == {0, 1} and folds == [report_fold(q.id) for q in fit_half]
+    assert {beir_half(str(i)) for i in range(20)} == {"a", "b"}
