@@ -177,7 +177,9 @@ class Settings(BaseSettings):
     weight_bm25: float = Field(1.0, ge=0.0, description="RRF weight of the BM25 list (exact terms).")
     weight_sentence: float = Field(0.5, ge=0.0, description="RRF weight of the candidates ranked by their best "
                                                             "sentence's cosine (0 = off).")
-    question_map: str = Field("", description="A linear map on question vectors: a .npz from `python -m "
+    # Fitted on QASPER train (papers 61-360) + SciFact train half a, chosen on QASPER train's first 60 papers,
+    # SciFact train half b and the report's fit half (index/question_map.json; README, "Question map").
+    question_map: str = Field("bundled", description="A linear map on question vectors: a .npz from `python -m "
                               "eval.adapter_fit`, `bundled` (index/question_map.npz, when fitted for the model "
                               "in use), or empty (the model's own vectors).")
     bm25_k1: float = Field(0.9, gt=0.0)

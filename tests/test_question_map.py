@@ -48,6 +48,8 @@ def test_the_retriever_searches_with_the_mapped_vector(retriever, settings):
     """An identity map changes nothing; a map that swaps the question for another's vector finds that
     question's passages (the map is applied to every encoded question, dense and sentence lists alike)."""
     fingerprint = model_fingerprint(settings.resolved_model_path)
+    retriever = Retriever(retriever.index, retriever.embedder, retriever.weights, retriever.candidates,
+                          retriever.answerability)  # the model's own vectors (the fixture has the bundled map)
     question = "How is critical information infrastructure protected?"
     plain = retriever.search(Query(question, k=5))
     d = retriever.index.sentence_vectors.shape[1]
@@ -158,3 +160,12 @@ def test_report_examples_hold_each_questions_section_chunks_and_folds_are_fixed(
     folds = [report_fold(q.id) for q in fit_half]
     assert set(folds) == {0, 1} and folds == [report_fold(q.id) for q in fit_half]
     assert {beir_half(str(i)) for i in range(20)} == {"a", "b"}
+
+
+def test_the_default_settings_search_with_the_shipped_map(retriever, settings):
+    """index/question_map.npz is shipped for the bundled model, and the default settings use it."""
+    import index
+
+    assert settings.question_map == "bundled" and index.BUNDLED_QUESTION_MAP.is_file()
+    assert retriever.question_map is not None
+    assert np.abs(retriever.question_map.matrix - np.eye(retriever.question_map.matrix.shape[0])).max() > 1e-3

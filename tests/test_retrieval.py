@@ -219,14 +219,15 @@ def test_memory_mapped_service_index_answers_the_same(settings, built_index, emb
 
     for update in ({"index_mmap": True}, {"workers": 2}):
         loaded = load_served_index(settings.model_copy(update=update))
-        mapped = Retriever(loaded, embedder, retriever.weights, retriever.candidates, retriever.answerability)
+        mapped = Retriever(loaded, embedder, retriever.weights, retriever.candidates, retriever.answerability,
+                           question_map=retriever.question_map)
         question = "How does China protect critical information infrastructure?"
         a, b = retriever.search(Query(question, k=10)), mapped.search(Query(question, k=10))
         assert [h.chunk.id for h in a.hits] == [h.chunk.id for h in b.hits]
         assert isinstance(loaded.sentence_vectors, np.memmap)
     # sentence vectors cast per question (above the float32 copy's size) rank and highlight the same
     cast = Retriever(retriever.index, embedder, retriever.weights, retriever.candidates, retriever.answerability,
-                     sentence_float32_max_mb=0)
+                     sentence_float32_max_mb=0, question_map=retriever.question_map)
     assert cast._sentences.dtype == np.float16 and retriever._sentences.dtype == np.float32
     for question in ("How does China protect critical information infrastructure?", "What is Wuzhen known for?"):
         a, b = retriever.search(Query(question, k=10)), cast.search(Query(question, k=10))
