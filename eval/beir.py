@@ -149,7 +149,8 @@ def beir_retriever(settings, embedder, fields: str = "multifield", vector_store:
             sentence_offsets=offsets, acronyms={},
         )
         return Retriever(loaded, embedder, FusionWeights.from_settings(settings),
-                         candidates=max(settings.candidates, DEPTH), question_map=question_map_for(settings))
+                         candidates=max(settings.candidates, DEPTH),
+                         question_map=question_map_for(settings, embedder.fingerprint))
 
     return build
 

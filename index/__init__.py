@@ -27,8 +27,8 @@ from ingest import IngestResult
 __all__ = [
     "MODES", "AnswerabilityModel", "BuildSettings", "Embedder", "FusionWeights", "Hit", "IndexUnavailable",
     "LoadedIndex", "ModelUnavailable", "Query", "Retriever", "SearchResult", "UnknownSection", "build_index",
-    "configure_runtime", "load_answerability", "load_current_index", "load_embedder", "open_retriever", "question_map_for", "QuestionMap", "QuestionMapError",
-    "read_manifest", "stale_reasons", "DocumentRecord", "LibraryError", "UnknownDocument",
+    "configure_runtime", "load_answerability", "load_current_index", "load_embedder", "open_retriever",
+    "question_map_for", "QuestionMap", "QuestionMapError", "read_manifest", "stale_reasons", "DocumentRecord", "LibraryError", "UnknownDocument",
 ]
 
 
@@ -64,19 +64,21 @@ def open_retriever(settings, embedder: Embedder, loaded: LoadedIndex | None = No
     """A retriever over ``loaded`` (default: the current build)."""
     loaded = loaded or load_current_index(settings)
     return Retriever(loaded, embedder, FusionWeights.from_settings(settings), settings.candidates, load_answerability(),
-                     settings.sentence_float32_max_mb, question_map_for(settings))
+                     settings.sentence_float32_max_mb,
+                     question_map_for(settings, getattr(embedder, "fingerprint", None)))
 
 
 BUNDLED_QUESTION_MAP = Path(__file__).with_name("question_map.npz")
 
 
-def question_map_for(settings) -> QuestionMap | None:
+def question_map_for(settings, fingerprint: str | None = None) -> QuestionMap | None:
     """The settings' question map, or None. ``bundled``: the map shipped beside this module when it was fitted
     for the model in use (another ``model_path`` searches with its own vectors); a path: that file, refused with
-    QuestionMapError when it cannot be used with the model."""
+    QuestionMapError when it cannot be used with the model. ``fingerprint``: the model's, when the caller holds
+    it (an Embedder caches it; computing it hashes the weights)."""
     if not settings.question_map:
         return None
-    fingerprint = model_fingerprint(settings.resolved_model_path)
+    fingerprint = fingerprint or model_fingerprint(settings.resolved_model_path)
     if settings.question_map == "bundled":
         if not BUNDLED_QUESTION_MAP.is_file():
             return None
