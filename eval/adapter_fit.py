@@ -158,11 +158,11 @@ def _choosing_scores(settings, name: str, beir, qasper_path: Path, skip: int, qu
                      workdir: Path, progress, report: bool = True) -> dict[str, float]:
     """hit@1 / MRR@10 on the report's fit half (``report``), MRR@10 / hit@5 on QASPER train's first papers,
     nDCG@10 on SciFact train half B, with ``settings`` (its ``question_map`` or none)."""
-    from eval.beir import score_beir
+    from eval.beir import rank_queries, score_beir
     from eval.harness import checked_questions, evaluate_mode
     from eval.qasper import run_qasper
     from eval.splits import select
-    from index import Query, open_retriever, question_map_for
+    from index import open_retriever, question_map_for
 
     out = {}
     if report:
@@ -176,10 +176,7 @@ def _choosing_scores(settings, name: str, beir, qasper_path: Path, skip: int, qu
     out |= {"qasper mrr@10": mine["mrr@10"], "qasper hit@5": mine["hit@5"]}
     retriever, data = beir
     retriever.question_map = question_map_for(settings)
-    run = {}
-    for qid in data.qrels:
-        if beir_half(qid) == "b":
-            run[qid] = [h.chunk.section_id for h in retriever.search(Query(data.queries[qid], k=100)).hits]
+    run = rank_queries(retriever, data, "hybrid", [q for q in data.qrels if beir_half(q) == "b"])
     out["scifact-b ndcg@10"] = score_beir(run, {q: data.qrels[q] for q in run})["ndcg@10"]
     return out
 

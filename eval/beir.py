@@ -76,16 +76,20 @@ def run_beir(folder: Path, retriever_factory, modes: list[str], split: str = "te
     """Score a BEIR dataset (one passage per document) with the same retrieval code and metrics."""
     data = load_beir(folder, split)
     retriever = retriever_factory(data.corpus, progress)
-    results = {}
-    for mode in modes:
-        run = {}
-        for n, qid in enumerate(data.qrels, 1):
-            res = retriever.search(Query(data.queries[qid], k=DEPTH, mode=mode))
-            run[qid] = [h.chunk.section_id for h in res.hits]
-            if progress:
-                progress(f"beir {mode}", n, len(data.qrels))
-        results[mode] = score_beir(run, data.qrels)
-    return results
+    return {mode: score_beir(rank_queries(retriever, data, mode, progress=progress), data.qrels) for mode in modes}
+
+
+def rank_queries(retriever, data: BeirData, mode: str, query_ids=None, progress: Progress | None = None,
+                 label: str | None = None) -> dict[str, list[str]]:
+    """Query id -> the document ids ``retriever`` ranks for it (top DEPTH), for ``query_ids`` (default: every
+    query with qrels)."""
+    query_ids = list(data.qrels if query_ids is None else query_ids)
+    run = {}
+    for n, qid in enumerate(query_ids, 1):
+        run[qid] = [h.chunk.section_id for h in retriever.search(Query(data.queries[qid], k=DEPTH, mode=mode)).hits]
+        if progress:
+            progress(f"beir {label or mode}", n, len(query_ids))
+    return run
 
 
 def score_beir(run: dict[str, list[str]], qrels: dict[str, set[str]]) -> dict[str, float]:

@@ -281,7 +281,7 @@ def run_beir_compare(folder: Path, configs: dict[str, object], question_embedder
                      vector_store: Path | None = None, progress: Progress | None = None) -> Comparison:
     """Both configurations (hybrid, their defaults) and the peer on a BEIR dataset's ``split``, paired on each
     query's nDCG@10; each configuration gets its own retriever (passage vectors shared through the store)."""
-    from eval.beir import DEPTH, beir_retriever, load_beir, run_peer, score_beir
+    from eval.beir import beir_retriever, load_beir, rank_queries, run_peer, score_beir
     from eval.metrics import ndcg_at
 
     if len(configs) != 2:
@@ -292,12 +292,7 @@ def run_beir_compare(folder: Path, configs: dict[str, object], question_embedder
     for name, config in configs.items():
         retriever = beir_retriever(config, question_embedder.sibling(config.encoder_backend),
                                    vector_store=vector_store)(data.corpus, progress)
-        ranked = {}
-        for n, qid in enumerate(data.qrels, 1):
-            hits = retriever.search(Query(data.queries[qid], k=DEPTH, mode=config.default_mode)).hits
-            ranked[qid] = dedupe([h.chunk.section_id for h in hits])
-            if progress:
-                progress(f"beir {name}", n, len(data.qrels))
+        ranked = rank_queries(retriever, data, config.default_mode, progress=progress, label=name)
         metrics = score_beir(ranked, data.qrels)
         ranks = {q: first_relevant_rank(ranked[q][:10], data.qrels[q]) for q in data.qrels}
         ndcg = {q: ndcg_at(ranked[q], data.qrels[q], 10) for q in data.qrels}
